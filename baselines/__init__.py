@@ -1,0 +1,1 @@
+"""semsim.baselines: the comparison methods, registered as codecs."""

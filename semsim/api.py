@@ -1,0 +1,61 @@
+"""The public Python API (re-exported by ``import semsim``); the CLI is a thin layer over it.
+
+Example::
+
+    import semsim
+    sc = semsim.load_scenario("scenarios/quickstart.yaml")
+    csv_path = semsim.run(sc, output="results/qs")
+    semsim.plot(csv_path)
+    ch = semsim.build_channel("awgn")
+    codec = semsim.build_codec({"name": "jpeg+ldpc", "mcs": "16qam-1/2"}, budget=semsim.Budget("cbr", 1 / 16))
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .channels import build_channel
+from .codec import Budget
+from .registry import build, names
+from .run import run
+from .scenario import Scenario, load_scenario
+
+
+def build_codec(spec: str | dict[str, Any], budget: Budget) -> Any:
+    """Build a registered codec (transmission method) for a channel-use budget."""
+    return build("codec", spec, budget=budget)
+
+
+def build_dataset(spec: str | dict[str, Any]) -> Any:
+    """Build a registered dataset (``builtin``, ``kodak``, ``folder``, ``voc``, ``camvid``, …)."""
+    return build("dataset", spec)
+
+
+def plot(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr") -> list[Path]:
+    """Draw PNG and PDF plots for a results CSV; returns the files written."""
+    from .plot import plot_results
+
+    return plot_results(csv_path, out_dir, x=x)
+
+
+def estimate_seconds(sc: Scenario) -> float:
+    """A rough run-time estimate on a 2-core CPU, from each codec's ``cost_s_per_mpixel``."""
+    from .data import image_sizes
+
+    if sc.kind == "ber":
+        # coded points run at roughly 1 Mbit/s of info bits, uncoded ones far faster
+        return sum((sc.max_bits / 1e6) if r != "uncoded" else sc.max_bits / 2e7
+                   for r in sc.code_rates) * len(sc.channels) * len(sc.modulations) * len(sc.snr_db)
+    total = 0.0
+    for d in sc.data:
+        mpix = sum(h * w for h, w in image_sizes(build("dataset", d))) / 1e6
+        for budget in sc.budgets:
+            for m in sc.methods:
+                codec = build_codec(m, budget)
+                n_axes = len(m.get("mcs", [None]))
+                total += codec.cost_s_per_mpixel * mpix * n_axes * len(sc.snr_db) * len(sc.channels)
+    return total
+
+
+__all__ = ["Budget", "Scenario", "build", "build_channel", "build_codec", "build_dataset", "estimate_seconds",
+           "load_scenario", "names", "plot", "run"]

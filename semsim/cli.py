@@ -1,0 +1,117 @@
+"""The ``semsim`` command line: ``validate``, ``run``, ``plot``, ``list``.
+
+Each subcommand is a function ``main(argv)`` that returns an exit status, so tests call them
+directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from .errors import SemsimError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semsim", description="Link-level simulator with learned semantic codecs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check a scenario, list its points and estimate the run time")
+    v.add_argument("scenario")
+    v.add_argument("--all", action="store_true", help="list every point (default: the first 20)")
+
+    r = sub.add_parser("run", help="run a scenario: results.csv, provenance.json and plots")
+    r.add_argument("scenario")
+    r.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
+    r.add_argument("--output", default=None, help="output folder (default: the scenario's `output`)")
+    r.add_argument("--fresh", action="store_true", help="discard finished points in the output folder")
+    r.add_argument("--point", action="append", default=None, metavar="ID",
+                   help="run only this point id (repeatable); ids are listed by `semsim validate --all`")
+    r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pl = sub.add_parser("plot", help="draw PNG/PDF curves from a results CSV")
+    pl.add_argument("csv")
+    pl.add_argument("--out", default=None, help="folder for the plots (default: plots/ beside the CSV)")
+    pl.add_argument("--x", choices=("snr", "ebno"), default="snr", help="BER plots: Es/N0 or Eb/N0 axis")
+
+    sub.add_parser("list", help="list registered channels, codecs and datasets")
+    return p
+
+
+def cmd_validate(args) -> int:
+    from .api import estimate_seconds, load_scenario
+
+    sc = load_scenario(args.scenario)
+    points = sc.points()
+    print(f"scenario {sc.name!r} ({sc.kind}) is valid: {len(points)} points, seed {sc.seed}, "
+          f"output {sc.output}")
+    shown = points if args.all else points[:20]
+    for p in shown:
+        print(f"  {p.id}  seed={p.seed:<10d}  {p.key}")
+    if len(shown) < len(points):
+        print(f"  … {len(points) - len(shown)} more (--all lists every point)")
+    est = estimate_seconds(sc)
+    print(f"estimated run time on a 2-core CPU: about {_duration(est)} (a rough model, not a measurement)")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def cmd_run(args) -> int:
+    from .api import plot, run
+    from .results import ber_table, is_ber, read_csv, summary_table
+
+    t0 = time.perf_counter()
+    csv_path = run(args.scenario, output=args.output, device=args.device, fresh=args.fresh, only=args.point,
+                   progress=not args.quiet)
+    rows = read_csv(csv_path)
+    print(ber_table(rows) if is_ber(rows) else summary_table(rows))
+    if not args.no_plots:
+        plot(csv_path)
+    print(f"\nwrote {csv_path} ({len(rows)} rows) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from .api import plot
+    from .errors import ConfigError
+
+    if not Path(args.csv).is_file():
+        raise ConfigError(f"results file {args.csv!r} not found")
+    for path in plot(args.csv, out_dir=args.out, x=args.x):
+        print(path)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .registry import names
+
+    for kind in ("channel", "codec", "dataset"):
+        print(f"{kind}s: {', '.join(names(kind))}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list}[args.command](args)
+    except SemsimError as e:
+        print(f"semsim: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semsim: interrupted; finished points are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

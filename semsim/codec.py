@@ -1,0 +1,192 @@
+"""The codec contract every transmission method honours, and the channel-use budget.
+
+A codec maps images to complex channel symbols and received symbols back to an image (or to class
+logits, for segmentation)::
+
+    symbols = codec.encode(images, snr_db)            # [B, N] complex64
+    y, info = channel(symbols, snr_db)                 # power normalised inside the channel
+    output  = codec.decode(y, info, snr_db, image_size=(H, W))
+
+:meth:`Codec.transmit` runs that chain and returns a :class:`Transmission` with the per-image
+bookkeeping the runner writes to the CSV. Methods that do more than one channel call per image
+(the digital chain) or none (the capacity bound) override :meth:`Codec.transmit`.
+
+The budget (:class:`Budget`) is a cap on complex channel uses per image, given either as a channel
+bandwidth ratio ``cbr = N / (3 H W)`` (``H W`` the original image size, so padding never raises
+``N``) or as absolute ``channel_uses``. A codec may use fewer symbols; the runner refuses one that
+uses more (:class:`~semsim.errors.BudgetError`). Nothing pads the symbol vector to hit a budget.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from fractions import Fraction
+from typing import Any, ClassVar
+
+import torch
+
+from .errors import BudgetError, ConfigError
+
+
+class Task(str, Enum):
+    """What the receiver produces: an image, or per-pixel class logits."""
+
+    RECONSTRUCTION = "reconstruction"
+    SEGMENTATION = "segmentation"
+
+
+def parse_ratio(value: Any, what: str = "cbr") -> float:
+    """``1/16``, ``"1/16"`` or ``0.0625`` → ``0.0625``; anything else raises :class:`ConfigError`."""
+    try:
+        if isinstance(value, str):
+            value = float(Fraction(value.replace(" ", "")))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        value = float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{what} must be a number or a fraction like '1/16', got {value!r}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A cap on complex channel uses per image.
+
+    :param kind: ``"cbr"`` (``value`` = N / (3 H W)) or ``"channel_uses"`` (``value`` = N).
+    :param value: the cap.
+    """
+
+    kind: str
+    value: float
+
+    KINDS: ClassVar[tuple[str, ...]] = ("cbr", "channel_uses")
+
+    def __post_init__(self):
+        if self.kind not in self.KINDS:
+            raise ConfigError(f"unknown budget kind {self.kind!r}; valid choices: 'cbr', 'channel_uses'")
+        if not self.value > 0 or (self.kind == "cbr" and self.value > 1):
+            raise ConfigError(f"budget {self.kind} must be positive{' and at most 1' if self.kind == 'cbr' else ''}, "
+                              f"got {self.value!r}")
+
+    def channel_uses(self, height: int, width: int) -> int:
+        """The cap ``N_max`` for an image of ``height x width`` pixels (original size)."""
+        if self.kind == "cbr":
+            return int(math.floor(self.value * 3 * height * width + 1e-9))
+        return int(self.value)
+
+    @property
+    def label(self) -> str:
+        """``"cbr=1/16"`` or ``"channel_uses=10000"``: a readable key for tables and seeds."""
+        if self.kind == "cbr":
+            frac = Fraction(self.value).limit_denominator(1000)
+            return f"cbr={frac.numerator}/{frac.denominator}" if abs(float(frac) - self.value) < 1e-12 \
+                else f"cbr={self.value:g}"
+        return f"channel_uses={int(self.value)}"
+
+
+def cbr(channel_uses: int | float, height: int, width: int) -> float:
+    """Channel bandwidth ratio ``N / (3 H W)`` for the original image size."""
+    return float(channel_uses) / (3.0 * height * width)
+
+
+@dataclass
+class Transmission:
+    """The outcome of sending one batch through a channel.
+
+    :ivar output: ``[B, 3, H, W]`` float in [0, 1] (reconstruction) or ``[B, C, H, W]`` logits
+        (segmentation), at the original image size.
+    :ivar channel_uses: ``[B]`` data symbols actually sent per image.
+    :ivar overhead: ``[B]`` extra channel uses per image (pilots, cyclic prefix), not in the budget.
+    :ivar bits: ``[B]`` source bits per image (digital methods), else NaN.
+    :ivar failed: ``[B]`` bool, True where the receiver could not decode and used the fallback.
+    :ivar extra: further per-image columns, name → list of length B (e.g. ``bler``).
+    """
+
+    output: torch.Tensor
+    channel_uses: list[int]
+    overhead: list[int]
+    bits: list[float]
+    failed: list[bool]
+    extra: dict[str, list[Any]] = field(default_factory=dict)
+
+
+class Codec(torch.nn.Module):
+    """Base of every transmission method.
+
+    Class attributes a subclass sets:
+
+    - ``task``: :class:`Task`.
+    - ``axes``: sweep axes besides SNR, e.g. ``("mcs",)`` for a digital chain; ``()`` for analog
+      JSCC (no modulation axis).
+    - ``label``: the method name shown in tables and plots.
+
+    :param budget: the channel-use cap per image, shared by every method in a comparison.
+    """
+
+    task: ClassVar[Task] = Task.RECONSTRUCTION
+    axes: ClassVar[tuple[str, ...]] = ()
+    label: str = "codec"
+    #: rough CPU cost in seconds per megapixel per SNR point, for ``semsim validate`` estimates.
+    cost_s_per_mpixel: ClassVar[float] = 1.0
+
+    def __init__(self, budget: Budget):
+        super().__init__()
+        self.budget = budget
+
+    # --- the contract -------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W]`` float in [0, 1] and ``[B]`` SNR (dB, average, known at the Tx)
+        → ``[B, N]`` complex64 channel symbols (any scale; the channel normalises power)."""
+        raise NotImplementedError
+
+    def decode(self, received: torch.Tensor, info, snr_db: torch.Tensor,
+               image_size: tuple[int, int]) -> torch.Tensor:
+        """``[B, N]`` received symbols, :class:`~semsim.channels.ChannelInfo`, ``[B]`` SNR in dB
+        and the original ``(H, W)`` (an out-of-band header) → image ``[B, 3, H, W]`` in [0, 1] or
+        logits ``[B, C, H, W]``."""
+        raise NotImplementedError
+
+    # --- budget -------------------------------------------------------------------------------
+    def max_channel_uses(self, height: int, width: int) -> int:
+        return self.budget.channel_uses(height, width)
+
+    def min_channel_uses(self, height: int, width: int) -> int:
+        """The fewest symbols this codec can send for such an image (for budget validation)."""
+        return 1
+
+    def check_budget(self, channel_uses: int, height: int, width: int) -> None:
+        cap = self.max_channel_uses(height, width)
+        if channel_uses > cap:
+            raise BudgetError(f"method {self.label!r} would use {channel_uses} channel uses for a "
+                              f"{height}x{width} image, above the budget {self.budget.label} "
+                              f"(cap {cap}); lower its rate or raise the budget")
+
+    # --- the runner's entry point --------------------------------------------------------------
+    def transmit(self, images: torch.Tensor, channel, snr_db: torch.Tensor) -> Transmission:
+        """encode → budget check → channel → decode, for a batch of same-size images."""
+        b, _, h, w = images.shape
+        x = self.encode(images, snr_db)
+        self.check_budget(x.shape[1], h, w)
+        y, info = channel(x, snr_db)
+        out = self.decode(y, info, snr_db, image_size=(h, w))
+        return Transmission(output=out, channel_uses=[x.shape[1]] * b, overhead=[info.overhead] * b,
+                            bits=[float("nan")] * b, failed=[False] * b)
+
+    def sweep_values(self) -> dict[str, list[Any]]:
+        """Values of each axis in :attr:`axes` this codec sweeps (e.g. ``{"mcs": [...]}``)."""
+        return {}
+
+    def with_axes(self, **point: Any) -> "Codec":
+        """This codec set to one value of each axis (digital codecs: one MCS)."""
+        if point:
+            raise ConfigError(f"method {self.label!r} has no sweep axes; got {sorted(point)}")
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {"label": self.label, "task": self.task.value, "weights": ""}
+
+    @property
+    def weights(self) -> str:
+        """Name of the weights file this codec loaded, or "" for methods without weights."""
+        return ""

@@ -1,0 +1,163 @@
+"""Plots from results CSVs, as PNG and PDF.
+
+- transmission results: metric-vs-SNR curves (one panel per channel, one figure per dataset and
+  budget and metric) and, when a scenario sweeps several budgets, metric-vs-CBR curves; one line
+  per method and MCS, mean over images with a shaded 95 % confidence interval; digital methods
+  also get their best-MCS envelope (dashed).
+- BER results: log-scale BER and BLER against Es/N0 (or Eb/N0), with the closed forms for uncoded
+  QAM over AWGN and QPSK over Rayleigh (dotted).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .results import ENVELOPE_MCS, aggregate, is_ber, num, read_csv, with_envelope
+
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "miou": "mIoU"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, stem: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    _plt().close(fig)
+    return paths
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_")[:80]
+
+
+def _line_label(method: str, mcs: str) -> str:
+    if not mcs:
+        return method
+    return f"{method} (best MCS)" if mcs == ENVELOPE_MCS else f"{method} {mcs}"
+
+
+def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr") -> list[Path]:
+    """Draw every plot for one results CSV; returns the files written (PNG and PDF).
+
+    :param x: for BER results, ``"snr"`` (Es/N0) or ``"ebno"`` (Eb/N0) on the x axis.
+    """
+    csv_path = Path(csv_path)
+    rows = read_csv(csv_path)
+    out = Path(out_dir) if out_dir is not None else csv_path.parent / "plots"
+    if not rows:
+        return []
+    if is_ber(rows):
+        return plot_ber(rows, out, x=x)
+    paths = []
+    metrics = [m for m in ("psnr", "ms_ssim", "miou") if any(math.isfinite(num(r.get(m))) for r in rows)]
+    for metric in metrics:
+        paths += plot_vs_snr(rows, out, metric)
+        if len({r["budget"] for r in rows}) > 1:
+            paths += plot_vs_cbr(rows, out, metric)
+    return paths
+
+
+def plot_vs_snr(rows, out: Path, metric: str) -> list[Path]:
+    plt = _plt()
+    by = ("dataset", "budget", "channel", "method", "mcs", "snr_db")
+    agg = with_envelope(aggregate(rows, by, metric), by)
+    paths = []
+    for dataset, budget in sorted({k[:2] for k in agg}):
+        channels = sorted({k[2] for k in agg if k[:2] == (dataset, budget)})
+        fig, axes = plt.subplots(1, len(channels), figsize=(5.2 * len(channels), 4.2), squeeze=False)
+        for ax, ch in zip(axes[0], channels):
+            curves = defaultdict(list)
+            for k, v in agg.items():
+                if k[:3] == (dataset, budget, ch):
+                    curves[(k[3], k[4])].append((float(k[5]), *v))
+            for (method, mcs), pts in sorted(curves.items()):
+                pts.sort()
+                xs, ms, cis = (np.array([p[i] for p in pts]) for i in range(3))
+                style = "--" if mcs == ENVELOPE_MCS else "-"
+                line, = ax.plot(xs, ms, style, marker="o", ms=3, label=_line_label(method, mcs))
+                if mcs != ENVELOPE_MCS:
+                    ax.fill_between(xs, ms - cis, ms + cis, color=line.get_color(), alpha=0.15, lw=0)
+            ax.set_title(f"{ch}", fontsize=10)
+            ax.set_xlabel("SNR = Es/N0 (dB)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax.grid(alpha=0.3)
+        axes[0][-1].legend(fontsize=7, loc="best")
+        fig.suptitle(f"{dataset}, {budget}", fontsize=11)
+        paths += _save(fig, out, f"{metric}_vs_snr_{_slug(dataset)}_{_slug(budget)}")
+    return paths
+
+
+def plot_vs_cbr(rows, out: Path, metric: str) -> list[Path]:
+    plt = _plt()
+    by = ("dataset", "channel", "snr_db", "method", "mcs", "budget")
+    agg = with_envelope(aggregate(rows, by, metric), by)
+    cbr_of = defaultdict(list)
+    for r in rows:
+        cbr_of[r["budget"]].append(num(r["cbr"]))
+    paths = []
+    for dataset, channel in sorted({k[:2] for k in agg}):
+        snrs = sorted({k[2] for k in agg if k[:2] == (dataset, channel)}, key=float)
+        fig, axes = plt.subplots(1, len(snrs), figsize=(4.6 * len(snrs), 4.0), squeeze=False)
+        for ax, snr in zip(axes[0], snrs):
+            curves = defaultdict(list)
+            for k, v in agg.items():
+                if k[:3] == (dataset, channel, snr):
+                    curves[(k[3], k[4])].append((float(np.nanmax(cbr_of[k[5]])), *v))
+            for (method, mcs), pts in sorted(curves.items()):
+                pts.sort()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "--" if mcs == ENVELOPE_MCS else "-",
+                        marker="o", ms=3, label=_line_label(method, mcs))
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"SNR {float(snr):g} dB", fontsize=10)
+            ax.set_xlabel("CBR (channel uses / 3HW)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax.grid(alpha=0.3)
+        axes[0][-1].legend(fontsize=7)
+        fig.suptitle(f"{dataset}, {channel}", fontsize=11)
+        paths += _save(fig, out, f"{metric}_vs_cbr_{_slug(dataset)}_{_slug(channel)}")
+    return paths
+
+
+def plot_ber(rows, out: Path, x: str = "snr") -> list[Path]:
+    from .ber import ber_qam_awgn, ber_qpsk_rayleigh
+
+    plt = _plt()
+    xcol, xlabel = ("ebno_db", "Eb/N0 (dB)") if x == "ebno" else ("snr_db", "Es/N0 (dB)")
+    paths = []
+    for channel in sorted({r["channel"] for r in rows}):
+        sub = [r for r in rows if r["channel"] == channel]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        curves = defaultdict(list)
+        for r in sub:
+            curves[(r["modulation"], r["code_rate"])].append(r)
+        for (mod, rate), pts in sorted(curves.items()):
+            pts.sort(key=lambda r: num(r["snr_db"]))
+            xs = [num(r[xcol]) for r in pts]
+            for ax, col in zip(axes, ("ber", "bler")):
+                ys = [num(r[col]) if num(r[col]) > 0 else np.nan for r in pts]
+                line, = ax.semilogy(xs, ys, marker="o", ms=3, label=f"{mod} {rate}")
+                if col == "ber" and rate == "uncoded" and (channel == "awgn" or (channel.startswith("rayleigh")
+                                                                                and mod == "qpsk")):
+                    snr = np.array([num(r["snr_db"]) for r in pts])
+                    theory = ber_qam_awgn(mod, snr) if channel == "awgn" else ber_qpsk_rayleigh(snr)
+                    ax.semilogy(xs, theory, ":", color=line.get_color(), label=f"{mod} theory")
+        for ax, col in zip(axes, ("BER", "BLER")):
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(col)
+            ax.grid(alpha=0.3, which="both")
+            ax.set_title(f"{col}, {channel}", fontsize=10)
+        axes[0].legend(fontsize=7)
+        paths += _save(fig, out, f"ber_{_slug(channel)}_{x}")
+    return paths

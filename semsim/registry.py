@@ -1,0 +1,103 @@
+"""One registry for every pluggable kind: channels, codecs and datasets.
+
+Classes register themselves by name with :func:`register`; scenario files name them, and
+:func:`build` turns a spec (a name, or a mapping with ``name`` plus keyword arguments) into an
+object. Unknown names and unknown keyword arguments raise :class:`~semsim.errors.ConfigError`
+listing the valid choices.
+
+Example::
+
+    >>> from semsim.registry import build
+    >>> ch = build("channel", {"name": "rayleigh", "block_length": 64})
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import ConfigError, choices
+
+KINDS = ("channel", "codec", "dataset")
+_REGISTRY: dict[str, dict[str, tuple[Callable[..., Any], dict[str, Any]]]] = {k: {} for k in KINDS}
+
+
+def register(kind: str, name: str, **preset: Any) -> Callable:
+    """Class decorator: register ``cls`` as ``name`` of ``kind``.
+
+    ``preset`` keyword arguments are bound in, so one class can be registered under several names
+    (``register("codec", "jpeg+ldpc", source="jpeg")``). Decorators stack.
+    """
+    if kind not in _REGISTRY:
+        raise ConfigError(f"unknown registry kind {kind!r}; valid choices: {choices(KINDS)}")
+
+    def deco(cls):
+        if name in _REGISTRY[kind]:
+            raise ConfigError(f"{kind} {name!r} is registered twice")
+        _REGISTRY[kind][name] = (cls, dict(preset))
+        return cls
+
+    return deco
+
+
+def _load_plugins() -> None:
+    # Importing these modules runs their @register decorators.
+    from . import channels, data  # noqa: F401
+    from . import baselines  # noqa: F401
+
+
+def names(kind: str) -> list[str]:
+    """Registered names of ``kind``, sorted."""
+    _load_plugins()
+    return sorted(_REGISTRY[kind])
+
+
+def lookup(kind: str, name: str) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The class and preset keyword arguments registered as ``name``."""
+    _load_plugins()
+    if not isinstance(name, str) or name not in _REGISTRY[kind]:
+        raise ConfigError(f"unknown {kind} {name!r}; valid choices: {choices(sorted(_REGISTRY[kind]))}")
+    return _REGISTRY[kind][name]
+
+
+def parameters(kind: str, name: str) -> dict[str, inspect.Parameter]:
+    """The keyword arguments a scenario may give for ``name`` (preset ones excluded)."""
+    cls, preset = lookup(kind, name)
+    params = inspect.signature(cls).parameters
+    return {k: p for k, p in params.items()
+            if k not in preset and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def split_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"awgn"`` or ``{"name": "awgn", ...}`` → ``("awgn", {...})``."""
+    if isinstance(spec, str):
+        return spec, {}
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ConfigError(f"expected a name or a mapping with a 'name' key, got {spec!r}")
+    kwargs = dict(spec)
+    return kwargs.pop("name"), kwargs
+
+
+def check_kwargs(kind: str, name: str, kwargs: Mapping[str, Any], extra: tuple[str, ...] = ()) -> None:
+    """Raise :class:`ConfigError` for keyword arguments ``name`` does not take."""
+    valid = set(parameters(kind, name)) | set(extra)
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        raise ConfigError(f"{kind} {name!r}: unknown option(s) {choices(unknown)}; "
+                          f"valid choices: {choices(sorted(valid)) or 'none'}")
+
+
+def build(kind: str, spec: str | Mapping[str, Any], **extra: Any) -> Any:
+    """Build a registered object from a spec.
+
+    :param kind: ``"channel"``, ``"codec"`` or ``"dataset"``.
+    :param spec: a registered name, or a mapping ``{"name": ..., **kwargs}``.
+    :param extra: keyword arguments supplied by the caller (e.g. ``budget`` for codecs).
+    """
+    name, kwargs = split_spec(spec)
+    cls, preset = lookup(kind, name)
+    check_kwargs(kind, name, kwargs)
+    try:
+        return cls(**preset, **kwargs, **extra)
+    except TypeError as e:  # wrong value types reach here
+        raise ConfigError(f"{kind} {name!r}: {e}") from None

@@ -1,0 +1,289 @@
+"""The scenario runner: sweep the points, write a tidy CSV incrementally and atomically, resume.
+
+Layout of an output folder::
+
+    results.csv         every finished point's rows, in the scenario's canonical point order
+    provenance.json     package versions, git commit, scenario hash, weights sha256, device
+    .points/<id>.csv    one file per finished point (written atomically: temp file + rename)
+    plots/              PNG and PDF curves (``semsim plot``)
+
+Each point is computed, written to ``.points/<id>.csv`` atomically, and ``results.csv`` is then
+rebuilt atomically from the finished points. A run killed at any moment (even SIGKILL) leaves only
+whole points behind; a rerun skips them, and because every point reseeds all generators from its
+own seed, the final CSV equals an uninterrupted run's (the timing column ``seconds`` aside).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from . import registry
+from .codec import Task, cbr
+from .config import seed_everything, set_device
+from .errors import ConfigError
+from .metrics import ConfusionMatrix, ms_ssim, psnr
+from .scenario import Point, Scenario, load_scenario
+
+COLUMNS = ("scenario", "dataset", "task", "method", "weights", "channel", "snr_db", "budget", "mcs",
+           "code_rate", "image", "height", "width", "channel_uses", "overhead", "cbr", "psnr", "ms_ssim",
+           "miou", "bits", "quality", "bler", "failed", "seed", "point", "seconds")
+BER_COLUMNS = ("scenario", "channel", "modulation", "code_rate", "snr_db", "ebno_db", "bits", "bit_errors",
+               "ber", "blocks", "block_errors", "bler", "seed", "point", "seconds")
+#: Columns that measure wall time and so differ between otherwise identical runs.
+TIMING_COLUMNS = ("seconds",)
+POINTS_DIR = ".points"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.6f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.6e}"
+    return str(value)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(rows: Iterable[dict[str, Any]], columns: tuple[str, ...], header: bool = True) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    if header:
+        w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt(r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+# --- provenance ---------------------------------------------------------------------------------
+
+def _git_commit() -> str:
+    src = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None) -> dict[str, Any]:
+    """Package versions, git commit, scenario hash, weights sha256 and device of a run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("semsim", "torch", "torchvision", "sionna-no-rt", "numpy", "Pillow", "pytorch-msssim",
+                "torchmetrics"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    dev = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return {
+        "scenario": sc.name,
+        "scenario_file": str(sc.path) if sc.path else None,
+        "scenario_hash": sc.hash,
+        "scenario_content": sc.raw,
+        "git_commit": _git_commit(),
+        "versions": {"python": platform.python_version(), **versions},
+        "device": dev,
+        "host": platform.node(),
+        "weights_sha256": weights or {},
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# --- the runner ---------------------------------------------------------------------------------
+
+class Runner:
+    """Runs a validated :class:`Scenario` into an output folder. See the module docstring."""
+
+    def __init__(self, scenario: Scenario | str | Path, output: str | Path | None = None,
+                 device: str | None = None, fresh: bool = False, progress: bool = True):
+        self.sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.device = set_device(device or self.sc.device)
+        self.out = Path(output) if output is not None else self.sc.output
+        self.fresh = fresh
+        self.progress = progress
+        self.columns = BER_COLUMNS if self.sc.kind == "ber" else COLUMNS
+        self._datasets: dict[int, Any] = {}
+        self._channels: dict[int, Any] = {}
+        self._codecs: dict[tuple[int, str], Any] = {}
+
+    @property
+    def csv_path(self) -> Path:
+        return self.out / "results.csv"
+
+    def _prepare_output(self) -> None:
+        prov = self.out / "provenance.json"
+        if prov.exists() and not self.fresh:
+            old = json.loads(prov.read_text()).get("scenario_hash")
+            if old != self.sc.hash:
+                raise ConfigError(f"output folder {str(self.out)!r} holds results of a different scenario "
+                                  f"(hash {str(old)[:12]} vs {self.sc.hash[:12]}); pass --fresh to replace "
+                                  f"them or choose another --output")
+        if self.fresh:
+            shutil.rmtree(self.out / POINTS_DIR, ignore_errors=True)
+            self.csv_path.unlink(missing_ok=True)
+        (self.out / POINTS_DIR).mkdir(parents=True, exist_ok=True)
+
+    def _part(self, pt: Point) -> Path:
+        return self.out / POINTS_DIR / f"{pt.index:05d}-{pt.id}.csv"
+
+    def _rebuild_csv(self, points: list[Point]) -> None:
+        chunks = [_csv_text([], self.columns)]
+        for pt in points:
+            part = self._part(pt)
+            if part.exists():
+                chunks.append(part.read_text().split("\n", 1)[1])
+        _atomic_write(self.csv_path, "".join(chunks))
+
+    def run(self, only: Iterable[str] | None = None) -> Path:
+        """Run every unfinished point (or only the point ids in ``only``); return the CSV path."""
+        points = self.sc.points()
+        if only is not None:
+            wanted = set(only)
+            unknown = wanted - {p.id for p in points}
+            if unknown:
+                raise ConfigError(f"unknown point id(s) {sorted(unknown)}; `semsim validate` lists them")
+            todo = [p for p in points if p.id in wanted]
+        else:
+            todo = points
+        self._prepare_output()
+        _atomic_write(self.out / "provenance.json", json.dumps(provenance(self.sc, self.device), indent=2))
+        pending = [p for p in todo if not self._part(p).exists()]
+        bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=self.sc.name, unit="point",
+                   disable=not self.progress)
+        for pt in pending:
+            bar.set_postfix_str(pt.key[-60:])
+            rows = self.ber_point(pt) if self.sc.kind == "ber" else self.transmission_point(pt)
+            _atomic_write(self._part(pt), _csv_text(rows, self.columns))
+            self._rebuild_csv(points)
+            bar.update(1)
+        bar.close()
+        if not pending:
+            self._rebuild_csv(points)
+        weights = {c.label: c.weights_sha256 for c in self._codecs.values() if getattr(c, "weights_sha256", "")}
+        _atomic_write(self.out / "provenance.json", json.dumps(provenance(self.sc, self.device, weights), indent=2))
+        return self.csv_path
+
+    # --- one point ------------------------------------------------------------------------------
+    def _dataset(self, i: int):
+        if i not in self._datasets:
+            self._datasets[i] = registry.build("dataset", self.sc.data[i])
+        return self._datasets[i]
+
+    def _channel(self, i: int):
+        if i not in self._channels:
+            self._channels[i] = registry.build("channel", self.sc.channels[i])
+        return self._channels[i]
+
+    def _codec(self, pt: Point):
+        key = (pt.method, pt.budget.label)
+        if key not in self._codecs:
+            codec = registry.build("codec", self.sc.methods[pt.method], budget=pt.budget)
+            self._codecs[key] = codec.to(self.device).eval()
+        return self._codecs[key].with_axes(**dict(pt.axes))
+
+    def transmission_point(self, pt: Point) -> list[dict[str, Any]]:
+        from .data import batches_by_size, stack
+
+        ds, channel = self._dataset(pt.data), self._channel(pt.channel)
+        codec = self._codec(pt)
+        seed_everything(pt.seed)
+        seg = codec.task is Task.SEGMENTATION
+        cm = ConfusionMatrix(ds.num_classes, ds.ignore_index) if seg else None
+        base = {"scenario": self.sc.name, "dataset": _label(self.sc.data[pt.data]), "task": codec.task.value,
+                "method": codec.label, "weights": codec.weights, "channel": _label(self.sc.channels[pt.channel]),
+                "snr_db": pt.snr_db, "budget": pt.budget.label, "seed": pt.seed, "point": pt.id,
+                **dict(pt.axes)}
+        rows = []
+        for batch in batches_by_size(ds, self.sc.batch_size):
+            images, labels, ids = stack(batch)
+            images = images.to(self.device)
+            b, _, h, w = images.shape
+            snr = torch.full((b,), pt.snr_db, device=self.device)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                tr = codec.transmit(images, channel, snr)
+            seconds = (time.perf_counter() - t0) / b
+            for n in tr.channel_uses:
+                codec.check_budget(n, h, w)
+            if seg:
+                cm.update(tr.output, labels)
+                p = m = torch.full((b,), math.nan, dtype=torch.float64)
+            else:
+                p, m = psnr(images, tr.output).cpu(), ms_ssim(images, tr.output)
+            for i in range(b):
+                row = dict(base, image=ids[i], height=h, width=w, channel_uses=tr.channel_uses[i],
+                           overhead=tr.overhead[i], cbr=cbr(tr.channel_uses[i], h, w), psnr=float(p[i]),
+                           ms_ssim=float(m[i]), miou=math.nan, bits=tr.bits[i], failed=bool(tr.failed[i]),
+                           seconds=seconds)
+                row.update({k: v[i] for k, v in tr.extra.items()})
+                rows.append(row)
+        if seg:
+            miou = cm.miou()
+            for r in rows:
+                r["miou"] = miou
+        return rows
+
+    def ber_point(self, pt: Point) -> list[dict[str, Any]]:
+        from .ber import simulate_ber
+        from .digital import MCS
+
+        axes = dict(pt.axes)
+        rate = None if axes["code_rate"] == "uncoded" else axes["code_rate"]
+        mcs = MCS.from_parts(axes["modulation"], rate)
+        row = simulate_ber(self._channel(pt.channel), mcs, pt.snr_db, min_errors=self.sc.min_errors,
+                           max_bits=self.sc.max_bits, codeword_length=self.sc.codeword_length,
+                           num_bp_iter=self.sc.num_bp_iter, seed=pt.seed)
+        row.update(scenario=self.sc.name, channel=_label(self.sc.channels[pt.channel]), seed=pt.seed,
+                   point=pt.id, modulation=axes["modulation"], code_rate=axes["code_rate"])
+        return [row]
+
+
+def _label(spec: dict[str, Any]) -> str:
+    from .scenario import _spec_label
+
+    return _spec_label(spec)
+
+
+def run(scenario: Scenario | str | Path, output: str | Path | None = None, device: str | None = None,
+        fresh: bool = False, only: Iterable[str] | None = None, progress: bool = True) -> Path:
+    """Run a scenario (a path or a :class:`Scenario`); returns the path of ``results.csv``."""
+    return Runner(scenario, output=output, device=device, fresh=fresh, progress=progress).run(only=only)

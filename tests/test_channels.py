@@ -1,0 +1,177 @@
+"""Channel conventions: SNR = Es/N0 with no = 10^(-snr/10), unit power per image, CSI, seeding,
+differentiability, ergodic capacity, and clear errors for bad options."""
+import math
+
+import pytest
+import torch
+from scipy.special import exp1
+
+from semsim.channels import build_channel, normalize_power, snr_db_to_no
+from semsim.config import seed_everything
+from semsim.errors import ConfigError
+
+FADING = ["rayleigh", "rician"]
+TDL = ["tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"]
+
+
+def _qpsk(b, n):
+    """``[b, n]`` unit-power QPSK symbols on the current device."""
+    from semsim.config import get_device
+
+    bits = torch.randint(0, 2, (b, n, 2)).float()
+    x = ((1 - 2 * bits[..., 0]) + 1j * (1 - 2 * bits[..., 1])).to(torch.complex64) / math.sqrt(2)
+    return x.to(get_device())
+
+
+def _measured_snr_db(spec, snr_db, b=8, n=30_000):
+    """Send unit-power symbols, recover the noise as y - h x, return the per-row measured SNR in dB."""
+    ch = build_channel(spec)
+    x = _qpsk(b, n)
+    y, info = ch(x, snr_db)
+    hx = x if info.h is None else info.h * x
+    noise = y - hx
+    sig = hx.abs().square().mean()  # average over realisations: E|h|^2 = 1
+    return 10 * torch.log10(sig / noise.abs().square().mean(1)), info
+
+
+@pytest.mark.parametrize("spec", [
+    "awgn",
+    {"name": "rayleigh", "equalize": False, "block_length": 1},
+    {"name": "rician", "equalize": False, "block_length": 1, "k_db": 3.0},
+] + [{"name": t, "equalizer": "none", "speed": 0.0} for t in TDL], ids=lambda s: s if isinstance(s, str) else s["name"])
+def test_measured_snr_matches_request(spec, device):
+    for snr in (-5.0, 0.0, 10.0, 25.0):
+        measured, info = _measured_snr_db(spec, snr)
+        assert torch.allclose(info.no, torch.full_like(info.no, 10 ** (-snr / 10)))
+        assert (measured.mean() - snr).abs() < 0.1, (spec, snr, measured)
+
+
+def test_per_example_snr(device):
+    snr = torch.tensor([0.0, 10.0, 20.0, 30.0])
+    measured, info = _measured_snr_db("awgn", snr.to(device), b=4, n=100_000)
+    assert torch.all((measured.cpu() - snr).abs() < 0.1)
+    assert torch.allclose(info.snr_db.cpu(), snr)
+
+
+def test_snr_to_no():
+    assert float(snr_db_to_no(0.0)) == pytest.approx(1.0)
+    assert float(snr_db_to_no(10.0)) == pytest.approx(0.1)
+    assert float(snr_db_to_no(-3.0)) == pytest.approx(10 ** 0.3)
+
+
+@pytest.mark.parametrize("name", ["awgn", "rayleigh", "rician", "tdl-a"])
+def test_unit_power_per_image(name, device):
+    """Images of very different scales each leave the transmitter with power 1 ± 1e-4."""
+    scales = torch.tensor([1e-4, 1e-1, 1.0, 37.0, 1e4]).reshape(-1, 1)
+    x = (torch.randn(5, 4096, dtype=torch.complex64) * scales).to(device)
+    p = normalize_power(x).abs().square().mean(1)
+    assert torch.all((p - 1).abs() < 1e-4)
+    # and the channel applies it: at 60 dB over AWGN the received power is the transmitted one
+    if name == "awgn":
+        y, _ = build_channel("awgn")(x, 60.0)
+        assert torch.all((y.abs().square().mean(1) - 1).abs() < 1e-4 + 3e-6)
+
+
+def test_power_normalisation_is_per_image_not_per_batch():
+    x = torch.randn(2, 1000, dtype=torch.complex64)
+    x[1] *= 100
+    y, _ = build_channel("awgn")(x, 60.0)
+    ratio = y[1].abs().square().mean() / y[0].abs().square().mean()
+    assert ratio == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("spec", ["awgn", "rayleigh", {"name": "rayleigh", "equalize": False},
+                                  "rician", "tdl-a", {"name": "tdl-c", "csi": "ls"}],
+                         ids=str)
+def test_differentiable(spec, device):
+    ch = build_channel(spec)
+    x = torch.randn(2, 3000, dtype=torch.complex64, device=device, requires_grad=True)
+    y, info = ch(x, torch.tensor([5.0, 15.0], device=device))
+    y.real.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("spec", ["awgn", "rayleigh", "tdl-b"])
+def test_seeding_reproducible(spec, device):
+    ch = build_channel(spec)
+    x = _qpsk(2, 2000)
+    seed_everything(7)
+    y1, _ = ch(x, 5.0)
+    seed_everything(7)
+    y2, _ = ch(x, 5.0)
+    seed_everything(8)
+    y3, _ = ch(x, 5.0)
+    assert torch.equal(y1, y2)
+    assert not torch.allclose(y1, y3)
+
+
+def test_rayleigh_block_structure():
+    ch = build_channel({"name": "rayleigh", "equalize": False, "block_length": 100})
+    _, info = ch(_qpsk(3, 1000), 10.0)
+    h = info.h.reshape(3, 10, 100)
+    assert torch.allclose(h, h[..., :1].expand_as(h))
+    assert not torch.allclose(h[:, 0], h[:, 1])
+    _, info = build_channel({"name": "rayleigh", "equalize": False})(_qpsk(3, 1000), 10.0)
+    assert torch.allclose(info.h, info.h[:, :1].expand_as(info.h)), "default: one gain per image"
+    assert not torch.allclose(info.h[0], info.h[1])
+
+
+def test_rayleigh_equalised_noise_is_effective_no():
+    ch = build_channel({"name": "rayleigh", "block_length": 1})
+    x = _qpsk(4, 50_000)
+    y, info = ch(x, 10.0)
+    assert info.equalized
+    z = (y - x) / info.no.sqrt()  # whitened post-equalisation noise has unit variance
+    assert z.abs().square().mean().item() == pytest.approx(1.0, rel=0.02)
+
+
+def test_no_csi_hides_h():
+    _, info = build_channel({"name": "rayleigh", "csi": False, "equalize": False})(_qpsk(1, 100), 3.0)
+    assert info.h is None
+
+
+@pytest.mark.parametrize("csi", ["perfect", "ls"])
+def test_tdl_equalisation_recovers_symbols(csi):
+    ch = build_channel({"name": "tdl-a", "csi": csi, "speed": 0.0})
+    x = _qpsk(2, 5000)
+    y, info = ch(x, 30.0)
+    assert info.equalized and info.overhead > 0
+    evm = (y - x).abs().square().mean().item()
+    assert evm < 0.05, evm
+    # the effective noise variance the receiver gets tracks the real error
+    assert (y - x).abs().square().mean().item() == pytest.approx(info.no.mean().item(), rel=0.5)
+
+
+def test_tdl_overhead_counts_pilots_and_cp():
+    ch = build_channel({"name": "tdl-a", "fft_size": 64, "cyclic_prefix_length": 4})
+    d = 12 * 64  # 14 OFDM symbols, 2 of them pilots
+    assert ch.data_per_slot == d
+    n = 3 * d - 10
+    assert ch.overhead(n) == 3 * (14 * 64 + 14 * 4) - n
+    _, info = ch(_qpsk(1, n), 10.0)
+    assert info.overhead == ch.overhead(n)
+
+
+def test_capacity():
+    assert build_channel("awgn").capacity(10.0) == pytest.approx(math.log2(11.0))
+    g = 10.0
+    closed = math.exp(1 / g) * exp1(1 / g) / math.log(2)
+    assert build_channel("rayleigh").capacity(10.0) == pytest.approx(closed, rel=0.01)
+    assert build_channel("rician").capacity(10.0) > closed  # line of sight helps
+    assert build_channel("tdl-a").capacity(10.0) < math.log2(11.0)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("nosuch", ["unknown channel 'nosuch'", "'awgn'", "'tdl-e'"]),
+    ({"name": "awgn", "blocklength": 4}, ["unknown option", "blocklength"]),
+    ({"name": "rayleigh", "block_length": 4, "foo": 1}, ["foo", "block_length"]),
+    ({"name": "rayleigh", "csi": False, "equalize": True}, ["equalize", "csi"]),
+    ({"name": "rayleigh", "block_length": 0}, ["block_length"]),
+    ({"name": "tdl-a", "csi": "mmse"}, ["'perfect'", "'ls'"]),
+    ({"name": "tdl-a", "equalizer": "zf"}, ["'lmmse'", "'none'"]),
+])
+def test_bad_channel_options(spec, words):
+    with pytest.raises(ConfigError) as e:
+        build_channel(spec)
+    for w in words:
+        assert w in str(e.value)

@@ -1,0 +1,84 @@
+"""Scenario validation: every bad input gives one clear message, exit code 2 and no output files."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from semsim.cli import main
+from semsim.scenario import load_scenario
+
+GOOD = {
+    "name": "t",
+    "seed": 3,
+    "data": {"name": "builtin", "limit": 2},
+    "budget": {"cbr": "1/16"},
+    "channels": ["awgn", {"name": "rayleigh", "block_length": 64}],
+    "snr_db": [0, 10],
+    "methods": [{"name": "jpeg+ldpc", "mcs": ["16qam-1/2", "qpsk-1/2"]}, "jpeg+capacity"],
+}
+
+
+def _write(tmp_path, content) -> Path:
+    p = tmp_path / "sc.yaml"
+    p.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    return p
+
+
+def test_good_scenario_points():
+    sc = load_scenario(dict(GOOD))
+    pts = sc.points()
+    # dataset x budget x channel x SNR x (MCS) x method = 1 x 1 x 2 x 2 x (2 + 1)
+    assert len(pts) == 12
+    assert len({p.id for p in pts}) == 12 and len({p.seed for p in pts}) == 12
+    assert load_scenario(dict(GOOD)).points() == pts, "points and seeds are stable"
+    other = load_scenario(dict(GOOD, seed=4)).points()
+    assert [p.key for p in other] == [p.key for p in pts] and other[0].seed != pts[0].seed
+
+
+def test_snr_range_form():
+    sc = load_scenario(dict(GOOD, snr_db={"start": 0, "stop": 20, "step": 2.5}))
+    assert sc.snr_db == [0, 2.5, 5, 7.5, 10, 12.5, 15, 17.5, 20]
+
+
+def test_validate_cli_lists_points_and_estimate(tmp_path, capsys):
+    assert main(["validate", str(_write(tmp_path, GOOD))]) == 0
+    out = capsys.readouterr().out
+    assert "12 points" in out and "estimated run time" in out and "snr=10" in out
+
+
+BAD = [
+    (dict(GOOD, colour="red"), ["unknown scenario key", "'colour'", "'channels'"]),
+    (dict(GOOD, seed="abc"), ["seed", "int"]),
+    (dict(GOOD, snr_db="ten"), ["snr_db", "float"]),
+    (dict(GOOD, channels=["awgn", "rayleig"]), ["unknown channel 'rayleig'", "'rayleigh'", "'tdl-a'"]),
+    (dict(GOOD, channels=[{"name": "rayleigh", "blok": 3}]), ["unknown option", "'blok'", "'block_length'"]),
+    (dict(GOOD, methods=["jpeg+ldcp"]), ["unknown codec 'jpeg+ldcp'", "'jpeg+ldpc'"]),
+    (dict(GOOD, methods=[{"name": "jpeg+ldpc", "mcs": ["256qam-1/2"]}]), ["256qam-1/2", "'16qam-1/2'"]),
+    (dict(GOOD, snr_db=[0, 75]), ["outside the valid range", "[-30, 60]"]),
+    (dict(GOOD, snr_db=[-31]), ["outside the valid range"]),
+    (dict(GOOD, budget={"channel_uses": 20}), ["budget", "below what method", "'jpeg+ldpc'"]),
+    (dict(GOOD, budget={"bits": 20}), ["'cbr'", "'channel_uses'"]),
+    (dict(GOOD, data={"name": "folder", "path": "/nonexistent/kodak"}), ["/nonexistent/kodak"]),
+    (dict(GOOD, kind="video"), ["unknown scenario kind", "'transmission'", "'ber'"]),
+    ("name: [unclosed\n", ["not valid YAML"]),
+    ("- a\n- b\n", ["must be a YAML mapping"]),
+    ({k: v for k, v in GOOD.items() if k != "channels"}, ["missing required key 'channels'"]),
+]
+
+
+@pytest.mark.parametrize("content, words", BAD, ids=range(len(BAD)))
+def test_bad_scenarios_exit_2_with_clear_message_and_no_output(tmp_path, capsys, content, words):
+    path = _write(tmp_path, content)
+    out = tmp_path / "out"
+    for argv in (["validate", str(path)], ["run", str(path), "--output", str(out), "--quiet"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("semsim: error: ") and err.count("\n") == 1, err
+        for w in words:
+            assert w in err, (w, err)
+        assert not out.exists(), "no output files on a validation error"
+
+
+def test_missing_scenario_file(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
