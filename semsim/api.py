@@ -17,7 +17,7 @@ from typing import Any
 from .channels import build_channel
 from .codec import Budget
 from .registry import build, names
-from .run import run
+from .runner import run
 from .scenario import Scenario, load_scenario
 
 
@@ -33,7 +33,7 @@ def build_dataset(spec: str | dict[str, Any]) -> Any:
 
 def plot(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr") -> list[Path]:
     """Draw PNG and PDF plots for a results CSV; returns the files written."""
-    from .plot import plot_results
+    from .plots import plot_results
 
     return plot_results(csv_path, out_dir, x=x)
 

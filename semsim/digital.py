@@ -178,10 +178,13 @@ class DigitalLink(torch.nn.Module):
     :param codeword_length: ``n``, coded bits per codeword (default 1944).
     :param num_bp_iter: belief-propagation iterations of the LDPC decoder (default 20).
     :param demapping_method: ``"app"`` (default, exact LLRs) or ``"maxlog"`` for coded links.
+    :param decode_chunk: codewords per call of the LDPC decoder; ``"auto"`` (default) is 64 on
+        the CPU, where Sionna's BP decoder slows down per codeword in larger batches (cache), and
+        unlimited on CUDA; ``None`` is unlimited.
     """
 
     def __init__(self, mcs: MCS | str, codeword_length: int = 1944, num_bp_iter: int = 20,
-                 demapping_method: str = "app"):
+                 demapping_method: str = "app", decode_chunk: int | str | None = "auto"):
         super().__init__()
         from sionna.phy.mapping import Demapper, Mapper
 
@@ -205,6 +208,12 @@ class DigitalLink(torch.nn.Module):
             self.encoder = LDPC5GEncoder(self._k, self._n, num_bits_per_symbol=m, check_input=False)
             self.decoder = LDPC5GDecoder(self.encoder, hard_out=True, num_iter=num_bp_iter)
         self.device = self.mapper.device
+        if decode_chunk == "auto":
+            decode_chunk = 64 if self.device == "cpu" else None
+        if decode_chunk is not None and (isinstance(decode_chunk, bool) or not isinstance(decode_chunk, int)
+                                         or decode_chunk < 1):
+            raise ConfigError(f"decode_chunk must be a positive integer, 'auto' or None, got {decode_chunk!r}")
+        self.decode_chunk = decode_chunk
 
     @property
     def k(self) -> int:
@@ -260,7 +269,11 @@ class DigitalLink(torch.nn.Module):
             y = y.to(self.device, torch.complex64)
             no = torch.as_tensor(no, dtype=torch.float32, device=self.device)
             return self.hard_demapper(y, no)
-        return self.decoder(self.llr(y, no))
+        llr = self.llr(y, no)
+        chunk = self.decode_chunk
+        if chunk is None or llr.dim() != 2 or llr.shape[0] <= chunk:
+            return self.decoder(llr)
+        return torch.cat([self.decoder(part) for part in llr.split(chunk)])
 
     def send(self, bits: torch.Tensor, channel, snr_db: float | torch.Tensor,
              rows: int = 1) -> tuple[torch.Tensor, object]:

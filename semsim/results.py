@@ -1,5 +1,5 @@
 """Reading and summarising results CSVs: means with 95 % confidence intervals, best-MCS envelopes,
-Markdown tables. Plots (:mod:`semsim.plot`) and the CLI build on these functions.
+Markdown tables. Plots (:mod:`semsim.plots`) and the CLI build on these functions.
 """
 from __future__ import annotations
 

@@ -166,7 +166,10 @@ def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
         try:
             raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as e:
-            raise ConfigError(f"scenario {str(path)!r} is not valid YAML: {e}") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"scenario {str(path)!r} is not valid YAML{where}: {what}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"a scenario must be a YAML mapping of keys to values, got {type(raw).__name__}")
     raw = dict(raw)

@@ -8,12 +8,13 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 
 import semsim
 from semsim.codec import Budget
 from semsim.results import read_csv
-from semsim.run import COLUMNS, TIMING_COLUMNS
+from semsim.runner import COLUMNS, TIMING_COLUMNS
 
 SCENARIO = {
     "name": "runtest",
@@ -52,7 +53,7 @@ def test_csv_is_tidy_and_complete(finished):
     ldpc = [r for r in rows if r["method"].startswith("JPEG+LDPC")]
     assert {r["mcs"] for r in ldpc} == {"16qam-1/2"} and {r["code_rate"] for r in ldpc} == {"1/2"}
     # above the 16QAM-1/2 threshold over AWGN the link is error-free: PSNR of the JPEG itself
-    good = [float(r["psnr"]) for r in ldpc if r["channel"] == "awgn" and r["snr_db"] == "15.000000"]
+    good = [float(r["psnr"]) for r in ldpc if r["channel"] == "awgn" and float(r["snr_db"]) == 15]
     assert min(good) > 20
 
 
@@ -117,3 +118,107 @@ def test_sigkill_then_resume_gives_identical_csv(finished, tmp_path):
     assert len(partial) == 2 * done  # only whole points
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
     assert _strip_timing(read_csv(out / "results.csv")) == _strip_timing(reference)
+
+
+# --- BER scenarios ------------------------------------------------------------------------------
+
+BER = {
+    "name": "bertest", "kind": "ber", "seed": 5,
+    "channels": ["awgn", {"name": "rayleigh", "block_length": 1}],
+    "snr_db": [2, 6], "modulations": ["qpsk", "16qam"], "code_rates": ["uncoded", "1/2"],
+    "min_errors": 200, "max_bits": 200_000,
+}
+
+
+def test_ber_scenario_runs_and_plots(tmp_path):
+    from semsim.ber import ber_qam_awgn
+
+    rows = read_csv(semsim.run(dict(BER), output=tmp_path / "ber", progress=False))
+    assert len(rows) == 2 * 2 * 2 * 2
+    for r in rows:
+        assert float(r["ebno_db"]) == pytest.approx(
+            float(r["snr_db"]) - 10 * math.log10({"qpsk": 2, "16qam": 4}[r["modulation"]]
+                                                  * (1.0 if r["code_rate"] == "uncoded" else 0.5)), abs=1e-4)
+        if r["channel"] == "awgn" and r["code_rate"] == "uncoded":
+            theory = ber_qam_awgn(r["modulation"], float(r["snr_db"]))
+            assert float(r["ber"]) == pytest.approx(theory, rel=0.15)
+    coded = {(r["channel"], r["modulation"], float(r["snr_db"])): float(r["ber"])
+             for r in rows if r["code_rate"] == "1/2"}
+    assert coded[("awgn", "qpsk", 6.0)] < 1e-4  # QPSK r=1/2 is far above its threshold at 6 dB
+    paths = semsim.plot(tmp_path / "ber" / "results.csv", x="ebno")
+    assert {p.name for p in paths} >= {"ber_awgn_ebno.png", "ber_awgn_ebno.pdf"}
+
+
+# --- several budgets: metric-vs-CBR plot ----------------------------------------------------------
+
+def test_several_budgets_give_cbr_plot(tmp_path):
+    sc = dict(SCENARIO, budget=[{"cbr": "1/32"}, {"cbr": "1/8"}], channels=["awgn"], snr_db=[12],
+              methods=["jpeg+capacity"], data={"name": "builtin", "limit": 1})
+    rows = read_csv(semsim.run(sc, output=tmp_path / "cbr", progress=False))
+    psnr_by = {r["budget"]: float(r["psnr"]) for r in rows}
+    assert psnr_by["cbr=1/8"] > psnr_by["cbr=1/32"] + 2
+    names = {p.name for p in semsim.plot(tmp_path / "cbr" / "results.csv")}
+    assert any(n.startswith("psnr_vs_cbr") and n.endswith(".png") for n in names)
+
+
+# --- segmentation path and the budget cap, with small codecs defined here -------------------------
+
+from semsim.codec import Codec, Task  # noqa: E402
+from semsim.registry import _REGISTRY, register  # noqa: E402
+
+
+class _ConstantSegmenter(Codec):
+    """Sends a few symbols, predicts class ``guess`` everywhere: a segmentation codec for tests."""
+
+    task = Task.SEGMENTATION
+    label = "constant"
+
+    def __init__(self, budget, guess: int = 3, num_classes: int = 11, overshoot: int = 0):
+        super().__init__(budget)
+        self.guess, self.num_classes, self.overshoot = guess, num_classes, overshoot
+
+    def encode(self, images, snr_db):
+        n = self.max_channel_uses(*images.shape[-2:]) + self.overshoot
+        return torch.ones(images.shape[0], n, dtype=torch.complex64)
+
+    def decode(self, received, info, snr_db, image_size):
+        logits = torch.zeros(received.shape[0], self.num_classes, *image_size)
+        logits[:, self.guess] = 1
+        return logits
+
+
+if "test-constant-seg" not in _REGISTRY["codec"]:
+    register("codec", "test-constant-seg")(_ConstantSegmenter)
+
+
+def test_segmentation_miou_is_accumulated_over_the_dataset(tmp_path):
+    import numpy as np
+
+    from semsim.data import build_dataset
+
+    data = {"name": "procedural", "num": 3, "height": 96, "width": 128}
+    sc = dict(SCENARIO, data=data, methods=[{"name": "test-constant-seg", "guess": 3}], channels=["awgn"],
+              snr_db=[5], budget={"channel_uses": 500})
+    rows = read_csv(semsim.run(sc, output=tmp_path / "seg", progress=False))
+    assert len(rows) == 3 and {r["task"] for r in rows} == {"segmentation"}
+    labels = np.concatenate([s.label.numpy().ravel() for s in build_dataset(data)])
+    labels = labels[labels != 11]
+    present = np.unique(labels)
+    # predicting class 3 everywhere: IoU(3) = |label 3| / N, every other present class 0
+    expect = ((labels == 3).sum() / labels.size) / len(present)
+    assert [float(r["miou"]) for r in rows] == pytest.approx([expect] * 3, rel=1e-5)
+    assert all(math.isnan(float(r["psnr"])) for r in rows)
+
+
+def test_runner_refuses_a_method_above_the_budget(tmp_path, capsys):
+    from semsim.cli import main
+
+    sc = dict(SCENARIO, data={"name": "procedural", "num": 1, "height": 64, "width": 64},
+              methods=[{"name": "test-constant-seg", "overshoot": 1}], channels=["awgn"], snr_db=[5],
+              budget={"channel_uses": 500})
+    path = tmp_path / "sc.yaml"
+    path.write_text(yaml.safe_dump(sc))
+    assert main(["run", str(path), "--output", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "would use 501 channel uses" in err and "cap 500" in err
+    assert not (tmp_path / "o" / "results.csv").exists() or len(read_csv(tmp_path / "o" / "results.csv")) == 0

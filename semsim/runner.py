@@ -57,7 +57,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return f"{value:.6f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.6e}"
+        return f"{value:.10g}"
     return str(value)
 
 
@@ -268,7 +268,7 @@ class Runner:
 
         axes = dict(pt.axes)
         rate = None if axes["code_rate"] == "uncoded" else axes["code_rate"]
-        mcs = MCS.from_parts(axes["modulation"], rate)
+        mcs = MCS(axes["modulation"], rate)
         row = simulate_ber(self._channel(pt.channel), mcs, pt.snr_db, min_errors=self.sc.min_errors,
                            max_bits=self.sc.max_bits, codeword_length=self.sc.codeword_length,
                            num_bp_iter=self.sc.num_bp_iter, seed=pt.seed)

@@ -42,6 +42,27 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_")[:80]
 
 
+MARKERS = "osv^DPX*<>"
+
+
+def _styles(keys) -> dict[tuple[str, str], dict]:
+    """One colour per method, one marker per MCS; envelopes dashed and thick, no marker."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"].colors
+    methods = sorted({m for m, _ in keys})
+    mcs_values = sorted({c for _, c in keys if c and c != ENVELOPE_MCS})
+    out = {}
+    for method, mcs in keys:
+        colour = colours[methods.index(method) % len(colours)]
+        if mcs == ENVELOPE_MCS:
+            out[(method, mcs)] = dict(color=colour, ls="--", lw=2.2, marker=None)
+        else:
+            marker = MARKERS[mcs_values.index(mcs) % len(MARKERS)] if mcs else "o"
+            out[(method, mcs)] = dict(color=colour, ls="-", lw=1.2, marker=marker, ms=4)
+    return out
+
+
 def _line_label(method: str, mcs: str) -> str:
     if not mcs:
         return method
@@ -82,18 +103,18 @@ def plot_vs_snr(rows, out: Path, metric: str) -> list[Path]:
             for k, v in agg.items():
                 if k[:3] == (dataset, budget, ch):
                     curves[(k[3], k[4])].append((float(k[5]), *v))
+            styles = _styles(curves)
             for (method, mcs), pts in sorted(curves.items()):
                 pts.sort()
                 xs, ms, cis = (np.array([p[i] for p in pts]) for i in range(3))
-                style = "--" if mcs == ENVELOPE_MCS else "-"
-                line, = ax.plot(xs, ms, style, marker="o", ms=3, label=_line_label(method, mcs))
+                ax.plot(xs, ms, label=_line_label(method, mcs), **styles[(method, mcs)])
                 if mcs != ENVELOPE_MCS:
-                    ax.fill_between(xs, ms - cis, ms + cis, color=line.get_color(), alpha=0.15, lw=0)
+                    ax.fill_between(xs, ms - cis, ms + cis, color=styles[(method, mcs)]["color"], alpha=0.07, lw=0)
             ax.set_title(f"{ch}", fontsize=10)
             ax.set_xlabel("SNR = Es/N0 (dB)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.grid(alpha=0.3)
-        axes[0][-1].legend(fontsize=7, loc="best")
+        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
         fig.suptitle(f"{dataset}, {budget}", fontsize=11)
         paths += _save(fig, out, f"{metric}_vs_snr_{_slug(dataset)}_{_slug(budget)}")
     return paths
@@ -115,10 +136,11 @@ def plot_vs_cbr(rows, out: Path, metric: str) -> list[Path]:
             for k, v in agg.items():
                 if k[:3] == (dataset, channel, snr):
                     curves[(k[3], k[4])].append((float(np.nanmax(cbr_of[k[5]])), *v))
+            styles = _styles(curves)
             for (method, mcs), pts in sorted(curves.items()):
                 pts.sort()
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "--" if mcs == ENVELOPE_MCS else "-",
-                        marker="o", ms=3, label=_line_label(method, mcs))
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=_line_label(method, mcs),
+                        **styles[(method, mcs)])
             ax.set_xscale("log", base=2)
             ax.set_title(f"SNR {float(snr):g} dB", fontsize=10)
             ax.set_xlabel("CBR (channel uses / 3HW)")
