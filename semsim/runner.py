@@ -4,17 +4,20 @@ Layout of an output folder::
 
     results.csv         every finished point's rows, in the scenario's canonical point order
     provenance.json     package versions, git commit, scenario hash, weights sha256, device
-    .points/<id>.csv    one file per finished point (written atomically: temp file + rename)
+    .points/*.csv       one file per finished point (written atomically: temp file + rename)
     plots/              PNG and PDF curves (``semsim plot``)
 
 Each point is computed, written to ``.points/<id>.csv`` atomically, and ``results.csv`` is then
 rebuilt atomically from the finished points. A run killed at any moment (even SIGKILL) leaves only
 whole points behind; a rerun skips them, and because every point reseeds all generators from its
 own seed, the final CSV equals an uninterrupted run's (the timing column ``seconds`` aside).
+Point files are named by content, so after editing a scenario (another SNR, another method) a
+rerun into the same folder computes only the points that are new.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -150,20 +153,25 @@ class Runner:
         return self.out / "results.csv"
 
     def _prepare_output(self) -> None:
-        prov = self.out / "provenance.json"
-        if prov.exists() and not self.fresh:
-            old = json.loads(prov.read_text()).get("scenario_hash")
-            if old != self.sc.hash:
-                raise ConfigError(f"output folder {str(self.out)!r} holds results of a different scenario "
-                                  f"(hash {str(old)[:12]} vs {self.sc.hash[:12]}); pass --fresh to replace "
-                                  f"them or choose another --output")
         if self.fresh:
             shutil.rmtree(self.out / POINTS_DIR, ignore_errors=True)
             self.csv_path.unlink(missing_ok=True)
         (self.out / POINTS_DIR).mkdir(parents=True, exist_ok=True)
 
+    @property
+    def _settings(self) -> str:
+        """Hash of the scenario-wide settings that change a point's numbers besides its key and seed."""
+        sc = self.sc
+        settings = ({"kind": "ber", "min_errors": sc.min_errors, "max_bits": sc.max_bits,
+                     "codeword_length": sc.codeword_length, "num_bp_iter": sc.num_bp_iter}
+                    if sc.kind == "ber" else {"kind": sc.kind, "batch_size": sc.batch_size})
+        return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+
     def _part(self, pt: Point) -> Path:
-        return self.out / POINTS_DIR / f"{pt.index:05d}-{pt.id}.csv"
+        """A finished point's file. Its name holds everything that fixes the point's numbers (the
+        point's content key, its seed, the scenario-wide settings), so an edited scenario reuses
+        the points it shares with the old one and computes only the new ones."""
+        return self.out / POINTS_DIR / f"{pt.id}-{pt.seed}-{self._settings}.csv"
 
     def _rebuild_csv(self, points: list[Point]) -> None:
         chunks = [_csv_text([], self.columns)]

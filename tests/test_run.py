@@ -83,10 +83,20 @@ def test_rerun_skips_finished_points(finished):
     assert time.perf_counter() - t0 < 10
 
 
-def test_other_scenario_in_same_output_is_refused(finished, capsys):
-    out, _ = finished
-    with pytest.raises(semsim.errors.ConfigError, match="different scenario"):
-        semsim.run(dict(SCENARIO, seed=12), output=out, progress=False)
+def test_edited_scenario_reuses_shared_points(finished, tmp_path):
+    import shutil
+
+    out, rows = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    edited = dict(SCENARIO, snr_db=[3, 9, 15])  # one SNR added
+    t0 = time.perf_counter()
+    new = read_csv(semsim.run(edited, output=copy, progress=False))
+    assert len(new) == 24
+    same = [r for r in new if float(r["snr_db"]) in (3, 15)]
+    assert same == rows  # reused as they were, timing included
+    reseeded = read_csv(semsim.run(dict(SCENARIO, seed=12), output=copy, progress=False))
+    assert _strip_timing(reseeded) != _strip_timing(rows), "another scenario seed recomputes every point"
 
 
 def test_plots_written(finished):
