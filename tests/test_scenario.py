@@ -82,3 +82,17 @@ def test_bad_scenarios_exit_2_with_clear_message_and_no_output(tmp_path, capsys,
 def test_missing_scenario_file(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_corrupt_image_named_in_one_line_error(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    path = _write(tmp_path, dict(GOOD, data={"name": "folder", "path": str(folder)}))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.png" in err and err.count("\n") == 1
