@@ -49,8 +49,13 @@ def aggregate(rows: Iterable[dict[str, str]], by: Sequence[str], metric: str) ->
     """
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
-        groups[tuple(r.get(k, "") for k in by)].append(num(r.get(metric)))
+        groups[tuple(_key(k, r.get(k, "")) for k in by)].append(num(r.get(metric)))
     return {k: mean_ci(v) for k, v in groups.items()}
+
+
+def _key(column: str, value: str) -> str:
+    """Group key of a cell; numbers on the SNR axis compare as numbers ("10" == "10.000000")."""
+    return f"{num(value):g}" if column == "snr_db" and value not in ("", None) else value
 
 
 def with_envelope(agg: dict[tuple, tuple[float, float, int]], by: Sequence[str]) -> dict[tuple, tuple[float, float, int]]:

@@ -1,0 +1,35 @@
+"""Aggregation for tables and plots: grouping, 95 % CI, best-MCS envelope."""
+import math
+
+import pytest
+from scipy import stats
+
+from semsim.results import aggregate, mean_ci, summary_table, with_envelope
+
+
+def _rows():
+    rows = []
+    for mcs, base in (("qpsk-1/2", 25.0), ("16qam-1/2", 28.0)):
+        for snr, ok in (("2", mcs == "qpsk-1/2"), ("10.000000", True)):
+            for i, jitter in enumerate((-1.0, 0.0, 1.0)):
+                rows.append({"dataset": "d", "channel": "awgn", "budget": "cbr=1/16", "method": "JPEG+LDPC",
+                             "mcs": mcs, "snr_db": snr, "image": str(i),
+                             "psnr": str(base + jitter if ok else 12.0)})
+    return rows
+
+
+def test_mean_ci_is_the_t_interval():
+    v = [1.0, 2.0, 4.0, 7.0]
+    m, half, n = mean_ci(v + [math.nan])
+    lo, hi = stats.t.interval(0.95, len(v) - 1, loc=sum(v) / 4, scale=stats.sem(v))
+    assert (m, n) == (3.5, 4) and half == pytest.approx((hi - lo) / 2)
+
+
+def test_snr_cells_group_as_numbers_and_envelope_takes_best_mcs():
+    by = ("method", "mcs", "snr_db")
+    agg = with_envelope(aggregate(_rows() + [dict(_rows()[0], snr_db="2.0")], by, "psnr"), by)
+    assert agg[("JPEG+LDPC", "qpsk-1/2", "2")][2] == 4  # "2" and "2.0" are one SNR
+    assert agg[("JPEG+LDPC", "best", "2")][0] == pytest.approx(agg[("JPEG+LDPC", "qpsk-1/2", "2")][0])
+    assert agg[("JPEG+LDPC", "best", "10")][0] == pytest.approx(28.0)
+    table = summary_table(_rows())
+    assert "| best |" in table and "28.00" in table and "10 dB" in table
