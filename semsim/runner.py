@@ -40,7 +40,7 @@ from .codec import Task, cbr
 from .config import seed_everything, set_device
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, ms_ssim, psnr
-from .scenario import Point, Scenario, load_scenario
+from .scenario import Point, Scenario, load_scenario, spec_label
 
 COLUMNS = ("scenario", "dataset", "task", "method", "weights", "channel", "snr_db", "budget", "mcs",
            "code_rate", "image", "height", "width", "channel_uses", "overhead", "cbr", "psnr", "ms_ssim",
@@ -236,8 +236,8 @@ class Runner:
         seed_everything(pt.seed)
         seg = codec.task is Task.SEGMENTATION
         cm = ConfusionMatrix(ds.num_classes, ds.ignore_index) if seg else None
-        base = {"scenario": self.sc.name, "dataset": _label(self.sc.data[pt.data]), "task": codec.task.value,
-                "method": codec.label, "weights": codec.weights, "channel": _label(self.sc.channels[pt.channel]),
+        base = {"scenario": self.sc.name, "dataset": spec_label(self.sc.data[pt.data]), "task": codec.task.value,
+                "method": codec.label, "weights": codec.weights, "channel": spec_label(self.sc.channels[pt.channel]),
                 "snr_db": pt.snr_db, "budget": pt.budget.label, "seed": pt.seed, "point": pt.id,
                 **dict(pt.axes)}
         rows = []
@@ -280,15 +280,9 @@ class Runner:
         row = simulate_ber(self._channel(pt.channel), mcs, pt.snr_db, min_errors=self.sc.min_errors,
                            max_bits=self.sc.max_bits, codeword_length=self.sc.codeword_length,
                            num_bp_iter=self.sc.num_bp_iter, seed=pt.seed)
-        row.update(scenario=self.sc.name, channel=_label(self.sc.channels[pt.channel]), seed=pt.seed,
+        row.update(scenario=self.sc.name, channel=spec_label(self.sc.channels[pt.channel]), seed=pt.seed,
                    point=pt.id, modulation=axes["modulation"], code_rate=axes["code_rate"])
         return [row]
-
-
-def _label(spec: dict[str, Any]) -> str:
-    from .scenario import _spec_label
-
-    return _spec_label(spec)
 
 
 def run(scenario: Scenario | str | Path, output: str | Path | None = None, device: str | None = None,

@@ -114,8 +114,8 @@ class Scenario:
                     for snr in self.snr_db:
                         for m, method in enumerate(self.methods):
                             for axes in _axes_product(method):
-                                key = "|".join([_spec_label(data), budget.label, _spec_label(ch), f"snr={snr:g}",
-                                                _spec_label(method, skip=("mcs",))]
+                                key = "|".join([spec_label(data), budget.label, spec_label(ch), f"snr={snr:g}",
+                                                spec_label(method, skip=("mcs",))]
                                                + [f"{k}={v}" for k, v in axes])
                                 pts.append(Point(len(pts), key, derive_seed(self.seed, key), d, budget, c,
                                                  snr, m, axes))
@@ -127,13 +127,13 @@ class Scenario:
             for mod in self.modulations:
                 for rate in self.code_rates:
                     for snr in self.snr_db:
-                        key = f"{_spec_label(ch)}|{mod}|{rate}|snr={snr:g}"
+                        key = f"{spec_label(ch)}|{mod}|{rate}|snr={snr:g}"
                         pts.append(Point(len(pts), key, derive_seed(self.seed, key), channel=c, snr_db=snr,
                                          axes=(("modulation", mod), ("code_rate", rate))))
         return pts
 
 
-def _spec_label(spec: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+def spec_label(spec: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     """``{"name": "rayleigh", "block_length": 8}`` → ``"rayleigh(block_length=8)"``."""
     opts = {k: v for k, v in spec.items() if k != "name" and k not in skip}
     if not opts:
@@ -300,7 +300,7 @@ def _check_budgets(sc: Scenario, datasets: list) -> None:
                 codec = registry.build("codec", spec, budget=budget)
                 if codec.task.value == "segmentation" and getattr(ds, "num_classes", None) is None:
                     raise ConfigError(f"method {spec['name']!r} does segmentation but dataset "
-                                      f"{_spec_label(d)} has no labels; use camvid, voc or procedural")
+                                      f"{spec_label(d)} has no labels; use camvid, voc or procedural")
                 if codec.axes:
                     spec.update(codec.sweep_values())
                 for h, w in sizes:
@@ -308,7 +308,7 @@ def _check_budgets(sc: Scenario, datasets: list) -> None:
                     if need > cap:
                         raise ConfigError(
                             f"budget {budget.label} (cap {cap} channel uses for a {h}x{w} image of "
-                            f"{_spec_label(d)}) is below what method {spec['name']!r} needs ({need}); "
+                            f"{spec_label(d)}) is below what method {spec['name']!r} needs ({need}); "
                             f"raise the budget or drop the method")
 
 
