@@ -1,0 +1,4 @@
+"""The paper's multi-task generative semantic communication system (work in progress).
+
+So far: the task knowledge base (:mod:`semsim.semantic.task_kb`).
+"""
