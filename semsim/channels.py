@@ -270,8 +270,10 @@ class TDLOFDMChannel(Channel):
     ``num_ofdm_symbols x fft_size`` resource elements, ``D`` of them carrying data; the others carry
     pilots (whole OFDM symbols ``pilot_ofdm_symbol_indices``, Sionna's Kronecker pattern). The
     unused data elements of the last slot are left empty. Slots are independent channel
-    realisations, each with Doppler from ``speed``. The channel is normalised to unit average
-    energy per resource element. Pilots, cyclic prefix and empty elements are reported as
+    realisations, each with Doppler from ``speed``. Sionna normalises the power-delay profile to unit
+    energy, so ``E|h|^2 = 1`` on average over realisations; each slot's own energy fades (set
+    ``normalize_channel: true`` to scale every slot to unit energy instead, which removes that slow
+    fading). Pilots, cyclic prefix and empty elements are reported as
     :attr:`ChannelInfo.overhead`; the budget counts data symbols only.
 
     :param model: TDL profile ``"A"`` … ``"E"``.
@@ -287,14 +289,17 @@ class TDLOFDMChannel(Channel):
         interpolation).
     :param equalizer: ``"lmmse"`` (Sionna's ``LMMSEEqualizer``) or ``"none"`` (raw received data
         elements, with the CSI in :attr:`ChannelInfo.h`).
+    :param normalize_channel: scale each slot's channel to unit energy (default ``False``).
     """
 
     def __init__(self, model: str = "A", delay_spread: float = 100e-9, carrier_frequency: float = 3.5e9,
                  speed: float = 3.0, fft_size: int = 128, subcarrier_spacing: float = 30e3,
                  num_ofdm_symbols: int = 14, cyclic_prefix_length: int = 9,
                  pilot_ofdm_symbol_indices: tuple[int, ...] | list[int] = (2, 11),
-                 csi: str = "perfect", equalizer: str = "lmmse"):
+                 csi: str = "perfect", equalizer: str = "lmmse", normalize_channel: bool = False):
         super().__init__()
+        if not isinstance(normalize_channel, bool):
+            raise ConfigError(f"tdl: normalize_channel must be true or false, got {normalize_channel!r}")
         if model not in TDL_MODELS:
             raise ConfigError(f"unknown TDL model {model!r}; valid choices: {choices(TDL_MODELS)}")
         if csi not in CSI_MODES:
@@ -318,7 +323,7 @@ class TDLOFDMChannel(Channel):
         self.params = dict(delay_spread=float(delay_spread), carrier_frequency=float(carrier_frequency),
                            speed=float(speed), fft_size=fft_size, subcarrier_spacing=float(subcarrier_spacing),
                            num_ofdm_symbols=num_ofdm_symbols, cyclic_prefix_length=cyclic_prefix_length,
-                           pilot_ofdm_symbol_indices=pilots)
+                           pilot_ofdm_symbol_indices=pilots, normalize_channel=normalize_channel)
 
         from sionna.phy.channel import OFDMChannel
         from sionna.phy.channel.tr38901 import TDL
@@ -333,7 +338,7 @@ class TDLOFDMChannel(Channel):
         sm = StreamManagement(np.ones([1, 1], dtype=int), 1)
         self._tdl = TDL(model, delay_spread=float(delay_spread), carrier_frequency=float(carrier_frequency),
                         min_speed=float(speed), max_speed=float(speed))
-        self._ofdm = OFDMChannel(self._tdl, self.rg, normalize_channel=True, return_channel=True)
+        self._ofdm = OFDMChannel(self._tdl, self.rg, normalize_channel=normalize_channel, return_channel=True)
         self._rg_map = ResourceGridMapper(self.rg)
         self._rg_demap = ResourceGridDemapper(self.rg, sm)
         self._ls = LSChannelEstimator(self.rg, interpolation_type="nn")

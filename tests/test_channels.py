@@ -24,6 +24,8 @@ def _qpsk(b, n):
 
 
 def _measured_snr_db(spec, snr_db, b=8, n=30_000):
+    """Average over fading realisations: with b x n symbols the mean channel energy is known to
+    about 1/sqrt(number of independent realisations)."""
     """Send unit-power symbols, recover the noise as y - h x, return the per-row measured SNR in dB."""
     ch = build_channel(spec)
     x = _qpsk(b, n)
@@ -38,10 +40,14 @@ def _measured_snr_db(spec, snr_db, b=8, n=30_000):
     "awgn",
     {"name": "rayleigh", "equalize": False, "block_length": 1},
     {"name": "rician", "equalize": False, "block_length": 1, "k_db": 3.0},
-] + [{"name": t, "equalizer": "none", "speed": 0.0} for t in TDL], ids=lambda s: s if isinstance(s, str) else s["name"])
+] + [{"name": t, "equalizer": "none", "speed": 0.0, "fft_size": 16} for t in TDL],
+    ids=lambda s: s if isinstance(s, str) else s["name"])
 def test_measured_snr_matches_request(spec, device):
+    # TDL slots fade as a whole (about one independent gain per 16-subcarrier slot), so those
+    # channels need ~10^4 slots for the average channel energy to settle within 0.1 dB.
+    b = 8 if isinstance(spec, str) or not spec["name"].startswith("tdl") else 64
     for snr in (-5.0, 0.0, 10.0, 25.0):
-        measured, info = _measured_snr_db(spec, snr)
+        measured, info = _measured_snr_db(spec, snr, b=b)
         assert torch.allclose(info.no, torch.full_like(info.no, 10 ** (-snr / 10)))
         assert (measured.mean() - snr).abs() < 0.1, (spec, snr, measured)
 
@@ -136,10 +142,10 @@ def test_tdl_equalisation_recovers_symbols(csi):
     x = _qpsk(2, 5000)
     y, info = ch(x, 30.0)
     assert info.equalized and info.overhead > 0
-    evm = (y - x).abs().square().mean().item()
-    assert evm < 0.05, evm
-    # the effective noise variance the receiver gets tracks the real error
-    assert (y - x).abs().square().mean().item() == pytest.approx(info.no.mean().item(), rel=0.5)
+    err = (y - x).abs().square()
+    assert err.median().item() < 0.01, err.median()  # deep fades aside, the symbols come back
+    # the effective noise variance the receiver gets tracks the real error, deep fades included
+    assert err.mean().item() == pytest.approx(info.no.mean().item(), rel=0.5)
 
 
 def test_tdl_overhead_counts_pilots_and_cp():
