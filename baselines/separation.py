@@ -48,6 +48,7 @@ from PIL import Image
 from semsim.codec import Budget, Codec, Transmission
 from semsim.digital import MCS_TABLE, DigitalLink, bits_to_bytes, bytes_to_bits, check_link, parse_mcs
 from semsim.errors import ConfigError, choices
+from semsim.metrics import block_errors
 from semsim.registry import register
 
 #: The receiver's output when the bitstream cannot be decoded: a mid-grey image.
@@ -374,7 +375,8 @@ class SeparationCodec(Codec):
         s = link.symbols_per_codeword
         with torch.no_grad():
             bits_hat = link.decode(y.reshape(-1, s), no.reshape(-1, s))
-        bler = float((bits_hat != packet.info_bits).any(dim=-1).float().mean())
+        errors, blocks = block_errors(packet.info_bits, bits_hat)
+        bler = errors / blocks
         data = bits_to_bytes(bits_hat.reshape(-1)[:packet.num_bits])
         try:
             return from_uint8(self.coder.decode(data, (h, w))), False, bler

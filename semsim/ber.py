@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import metrics
 from .digital import MCS, DigitalLink, parse_mcs
 from .errors import ConfigError, choices
 
@@ -93,9 +94,8 @@ def simulate_ber(channel: Any, mcs: MCS | str, snr_db: float, *, max_bits: int =
         while bit_errors < min_errors and bits < max_bits and (max_blocks is None or blocks < max_blocks):
             u = source([batch_codewords, link.k])
             u_hat, _ = link.send(u, channel, snr_db, rows=batch_codewords // codewords_per_row)
-            wrong = u != u_hat
-            bit_errors += int(wrong.sum())
-            block_errors += int(wrong.any(dim=-1).sum())
+            bit_errors += metrics.bit_errors(u, u_hat)[0]
+            block_errors += metrics.block_errors(u, u_hat)[0]
             bits += u.numel()
             blocks += batch_codewords
     seconds = time.perf_counter() - start

@@ -376,13 +376,12 @@ class TDLOFDMChannel(Channel):
             return t.reshape(b, slots * d)[:, :n]
 
         overhead = self.overhead(n)
+        h_data = per_image(self._data_elements(h_hat.reshape(b * slots, 1, 1, *h_hat.shape[-2:])))
         if self.equalizer == "lmmse":
             x_hat, no_eff = self._lmmse(y_grid, h_hat, err_var, no_slot)
-            h_data = per_image(self._data_elements(h_hat.reshape(b * slots, 1, 1, *h_hat.shape[-2:])))
             return per_image(x_hat), ChannelInfo(no=per_image(no_eff.to(torch.float32)), h=h_data,
                                                  snr_db=snr_db, equalized=True, overhead=overhead)
         y = per_image(self._data_elements(y_grid))
-        h_data = per_image(self._data_elements(h_hat.reshape(b * slots, 1, 1, *h_hat.shape[-2:])))
         return y, ChannelInfo(no=no.unsqueeze(-1).expand(b, n).contiguous(), h=h_data, snr_db=snr_db,
                               equalized=False, overhead=overhead)
 

@@ -78,11 +78,10 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _csv_text(rows: Iterable[dict[str, Any]], columns: tuple[str, ...], header: bool = True) -> str:
+def _csv_text(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    if header:
-        w.writeheader()
+    w.writeheader()
     for r in rows:
         w.writerow({k: _fmt(r.get(k)) for k in columns})
     return buf.getvalue()
@@ -147,6 +146,7 @@ class Runner:
         self._datasets: dict[int, Any] = {}
         self._channels: dict[int, Any] = {}
         self._codecs: dict[tuple[int, str], Any] = {}
+        self._settings = self._settings_hash()
 
     @property
     def csv_path(self) -> Path:
@@ -158,8 +158,7 @@ class Runner:
             self.csv_path.unlink(missing_ok=True)
         (self.out / POINTS_DIR).mkdir(parents=True, exist_ok=True)
 
-    @property
-    def _settings(self) -> str:
+    def _settings_hash(self) -> str:
         """Hash of the scenario-wide settings that change a point's numbers besides its key and seed."""
         sc = self.sc
         settings = ({"kind": "ber", "min_errors": sc.min_errors, "max_bits": sc.max_bits,
