@@ -183,6 +183,35 @@ class Codec(torch.nn.Module):
             raise ConfigError(f"method {self.label!r} has no sweep axes; got {sorted(point)}")
         return self
 
+    # --- learned codecs ------------------------------------------------------------------------
+    #: whether ``semsim train`` can train this codec (learned codecs set True)
+    trainable: ClassVar[bool] = False
+    #: the channel the loaded weights were trained on ("" when untrained or not learned)
+    train_channel: str = ""
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """Tasks this codec's parameters serve; ``semsim train`` draws one batch per task per step."""
+        return (self.task,)
+
+    def training_step(self, task: Task, images: torch.Tensor, labels: torch.Tensor | None, channel,
+                      snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One differentiable pass through ``channel`` for training.
+
+        :param task: which of :attr:`tasks` this batch trains.
+        :param images: ``[B, 3, H, W]`` float in [0, 1] (random crops).
+        :param labels: ``[B, H, W]`` int64 with the dataset's void index (segmentation), else None.
+        :param channel: a :class:`~semsim.channels.Channel` (differentiable).
+        :param snr_db: ``[B]`` float32, the SNR drawn per image.
+        :returns: the scalar loss and the output as :meth:`decode` gives it (image or logits), for
+            logging PSNR / mIoU.
+        """
+        raise NotImplementedError(f"method {self.label!r} is not trainable")
+
+    def config(self) -> dict[str, Any]:
+        """The architecture as plain data; saved beside the weights and checked when loading."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         return {"label": self.label, "task": self.task.value, "weights": ""}
 
