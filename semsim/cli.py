@@ -1,4 +1,4 @@
-"""The ``semsim`` command line: ``validate``, ``run``, ``plot``, ``list``.
+"""The ``semsim`` command line: ``validate``, ``run``, ``plot``, ``list``, ``info``.
 
 Each subcommand is a function ``main(argv)`` that returns an exit status, so tests call them
 directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to stderr and exit 2.
@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--x", choices=("snr", "ebno"), default="snr", help="BER plots: Es/N0 or Eb/N0 axis")
 
     sub.add_parser("list", help="list registered channels, codecs and datasets")
+
+    i = sub.add_parser("info", help="parameters per module of a learned method's preset (built on the "
+                                    "meta device: no memory, no weights)")
+    i.add_argument("preset", nargs="?", default=None,
+                   help="a preset (small, paper) of --method; omitted: every learned method and preset")
+    i.add_argument("--method", default="semantic", help="registered codec name (default: semantic)")
     return p
 
 
@@ -101,10 +107,18 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_info(args) -> int:
+    from .info import describe_method, summary
+
+    print(summary() if args.preset is None else describe_method(args.method, args.preset))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list}[args.command](args)
+        return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list,
+                "info": cmd_info}[args.command](args)
     except SemsimError as e:
         print(f"semsim: error: {e}", file=sys.stderr)
         return 2

@@ -208,6 +208,12 @@ class Codec(torch.nn.Module):
         """
         raise NotImplementedError(f"method {self.label!r} is not trainable")
 
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        """Named architecture presets (``small``, ``paper``) a learned codec can be built with;
+        each must build with ``meta=True`` on PyTorch's meta device for ``semsim info``."""
+        return []
+
     def config(self) -> dict[str, Any]:
         """The architecture as plain data; saved beside the weights and checked when loading."""
         return {}

@@ -44,6 +44,7 @@ def _load_plugins() -> None:
     # Importing these modules runs their @register decorators.
     from . import channels, data  # noqa: F401
     from . import baselines  # noqa: F401
+    from .semantic import system  # noqa: F401
 
 
 def names(kind: str) -> list[str]:

@@ -42,7 +42,7 @@ from .errors import ConfigError
 from .metrics import ConfusionMatrix, ms_ssim, psnr
 from .scenario import Point, Scenario, load_scenario, spec_label
 
-COLUMNS = ("scenario", "dataset", "task", "method", "weights", "channel", "snr_db", "budget", "mcs",
+COLUMNS = ("scenario", "dataset", "task", "method", "weights", "train_channel", "channel", "snr_db", "budget", "mcs",
            "code_rate", "image", "height", "width", "channel_uses", "overhead", "cbr", "psnr", "ms_ssim",
            "miou", "bits", "quality", "bler", "failed", "seed", "point", "seconds")
 BER_COLUMNS = ("scenario", "channel", "modulation", "code_rate", "snr_db", "ebno_db", "bits", "bit_errors",
@@ -236,7 +236,8 @@ class Runner:
         seg = codec.task is Task.SEGMENTATION
         cm = ConfusionMatrix(ds.num_classes, ds.ignore_index) if seg else None
         base = {"scenario": self.sc.name, "dataset": spec_label(self.sc.data[pt.data]), "task": codec.task.value,
-                "method": codec.label, "weights": codec.weights, "channel": spec_label(self.sc.channels[pt.channel]),
+                "method": codec.label, "weights": codec.weights,
+                "train_channel": codec.train_channel, "channel": spec_label(self.sc.channels[pt.channel]),
                 "snr_db": pt.snr_db, "budget": pt.budget.label, "seed": pt.seed, "point": pt.id,
                 **dict(pt.axes)}
         rows = []
