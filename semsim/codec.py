@@ -225,3 +225,56 @@ class Codec(torch.nn.Module):
     def weights(self) -> str:
         """Name of the weights file this codec loaded, or "" for methods without weights."""
         return ""
+
+
+# --- helpers for analog (JSCC) codecs ----------------------------------------------------------
+def latent_to_symbols(z: torch.Tensor, n: int) -> torch.Tensor:
+    """``[B, 2C, h, w]`` real latent → the first ``n`` of its ``C h w`` complex symbols, ``[B, n]``.
+
+    Channel ``c`` and ``c + C`` are the real and imaginary parts of complex channel ``c``; symbols
+    are ordered channel-major, so a smaller ``n`` sends the leading channels whole.
+    """
+    b, c2, h, w = z.shape
+    if c2 % 2:
+        raise ValueError(f"a latent needs an even channel count (real/imaginary pairs), got {c2}")
+    z = z.float()
+    symbols = torch.complex(z[:, : c2 // 2], z[:, c2 // 2:]).reshape(b, -1)
+    if not 0 < n <= symbols.shape[1]:
+        raise ValueError(f"cannot send {n} symbols from a latent of {symbols.shape[1]}")
+    return symbols[:, :n]
+
+
+def received_planes(received: torch.Tensor, info, snr_db: torch.Tensor, channels: int, height: int,
+                    width: int) -> torch.Tensor:
+    """Received symbols back on the latent grid, with what the receiver knows, as real planes.
+
+    :param received: ``[B, n]`` complex, ``n <= channels * height * width`` (channel-major order).
+    :param info: the channel's :class:`~semsim.channels.ChannelInfo`.
+    :param snr_db: ``[B]`` float, Es/N0 in dB.
+    :returns: ``[B, 6 C + 1, height, width]`` float32: ``y`` real and imaginary (zero where not
+        sent), ``h`` real and imaginary (1 without CSI), a mask of sent symbols, ``log10 no`` per
+        symbol (0 where not sent) and ``snr_db / 20``.
+    """
+    b, n = received.shape
+    total = channels * height * width
+    if n > total:
+        raise ValueError(f"received {n} symbols, more than the {total} the latent grid holds")
+
+    def grid(v: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+        out = torch.full((b, total), fill, dtype=v.dtype, device=received.device)
+        out[:, :n] = v
+        return out.reshape(b, channels, height, width)
+
+    y = grid(received.to(torch.complex64))
+    h = grid(info.h.to(torch.complex64), 1.0) if info.h is not None else torch.ones_like(y)
+    mask = grid(torch.ones(b, n, device=received.device))
+    log_no = grid(torch.log10(info.no.float().clamp_min(1e-10)).expand(b, n))
+    snr = (torch.as_tensor(snr_db, dtype=torch.float32, device=received.device).reshape(-1, 1, 1, 1)
+           .expand(b, 1, height, width) / 20.0)
+    return torch.cat([y.real, y.imag, h.real, h.imag, mask, log_no, snr], dim=1)
+
+
+def received_plane_count(channels: int) -> int:
+    """Planes of :func:`received_planes` for ``channels`` complex channels: ``6 C + 1``."""
+    return 6 * channels + 1
+

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from ..codec import Budget, Codec, Task
+from ..codec import Budget, Codec, Task, latent_to_symbols, received_plane_count, received_planes
 from ..errors import ConfigError, choices
 from ..nn.blocks import ResBlock
 from ..registry import register
@@ -59,11 +59,6 @@ def load_preset(name: str) -> dict[str, Any]:
     if name not in presets:
         raise ConfigError(f"unknown preset {name!r} for method 'semantic'; valid choices: {choices(presets)}")
     return yaml.safe_load(yaml.safe_dump(presets[name]))
-
-
-def rx_planes(channels: int) -> int:
-    """Input planes of the receiver: y (2C), h (2C), mask (C), log10 no (C) and SNR (1)."""
-    return 6 * channels + 1
 
 
 class UnifiedJSCCEncoder(nn.Module):
@@ -99,7 +94,7 @@ class RxSourceKB(nn.Module):
     received planes to ``hidden`` channels; ``g1 = res1(.)``, ``g2 = res2(g1)``. Selection:
     ``g1 + g2`` for reconstruction (all features), ``g1`` for segmentation (the first block's).
 
-    :input planes: ``[B, rx_planes(C), h, w]`` (see :func:`rx_planes`).
+    :input planes: ``[B, 6C+1, h, w]`` (see :func:`semsim.codec.received_planes`).
     :output: ``[B, hidden, h, w]``.
     """
 
@@ -130,7 +125,7 @@ class ReconstructionDecoder(nn.Module):
 
     :input x_t: ``[B, 3, Hp, Wp]`` float, the noisy image in [-1, 1] scale.
     :input t: ``[B]`` int64 time steps.
-    :input g: ``[B, rx_hidden, Hp/8, Wp/8]``; ``planes``: ``[B, rx_planes(C), Hp/8, Wp/8]``.
+    :input g: ``[B, rx_hidden, Hp/8, Wp/8]``; ``planes``: ``[B, 6C+1, Hp/8, Wp/8]``.
     :input snr_db: ``[B]`` float, Es/N0 in dB.
     :output: ``[B, 3, Hp, Wp]`` predicted clean image in [-1, 1] scale.
     """
@@ -163,7 +158,7 @@ class SegmentationDecoder(nn.Module):
     The paper upsamples before the 1x1 conv; both are linear per pixel, so the order gives the same
     logits and this one costs 64x less memory.
 
-    :input g: ``[B, rx_hidden, h, w]``; ``planes``: ``[B, rx_planes(C), h, w]``.
+    :input g: ``[B, rx_hidden, h, w]``; ``planes``: ``[B, 6C+1, h, w]``.
     :output: ``[B, num_classes, 8h, 8w]`` logits.
     """
 
@@ -231,7 +226,7 @@ class SemanticCodec(Codec):
             self._weights_name = Path(str(weights)).name
 
     def _build(self, cfg: dict[str, Any]) -> None:
-        planes = rx_planes(cfg["channels"])
+        planes = received_plane_count(cfg["channels"])
         sw = cfg["swin"]
         self.tx_kb = TxSourceKB(embed_dim=sw["embed_dim"], depths=tuple(sw["depths"]),
                                 num_heads=tuple(sw["num_heads"]), window_size=sw["window_size"],
@@ -285,32 +280,12 @@ class SemanticCodec(Codec):
     def _encode(self, images: torch.Tensor, task: Task, n: int) -> torch.Tensor:
         """``[B, 3, H, W]`` in [0, 1] → ``[B, n]`` complex64, the first ``n`` latent symbols."""
         x, _ = pad_to_multiple(images, TxSourceKB.MULTIPLE)
-        z = self.encoder(x, self.tx_kb(x, task.value)).float()
-        b, c2, h, w = z.shape
-        z = torch.complex(z[:, : c2 // 2], z[:, c2 // 2:])
-        return z.reshape(b, -1)[:, :n]
+        return latent_to_symbols(self.encoder(x, self.tx_kb(x, task.value)), n)
 
     def _planes(self, received: torch.Tensor, info, snr_db: torch.Tensor, image_size) -> torch.Tensor:
         """Zero-fill ``[B, N]`` received symbols onto the ``[B, C, Hp/8, Wp/8]`` grid, with CSI planes."""
-        b, n = received.shape
-        c = self.cfg["channels"]
         h, w = (_ceil_to(s, 16) // LATENT_STRIDE for s in image_size)
-        total = c * h * w
-        if n > total:
-            raise ValueError(f"received {n} symbols, more than the {total} the latent grid holds")
-
-        def grid(v: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
-            out = torch.full((b, total), fill, dtype=v.dtype, device=v.device)
-            out[:, :n] = v
-            return out.reshape(b, c, h, w)
-
-        y = grid(received.to(torch.complex64))
-        hh = grid(info.h.to(torch.complex64), 1.0) if info.h is not None else \
-            torch.ones_like(y)
-        mask = grid(torch.ones(b, n, device=received.device))
-        log_no = grid(torch.log10(info.no.float().clamp_min(1e-10)).expand(b, n))
-        snr = (snr_db.float().reshape(b, 1, 1, 1) / 20.0).expand(b, 1, h, w)
-        return torch.cat([y.real, y.imag, hh.real * mask, hh.imag * mask, mask, log_no, snr], dim=1)
+        return received_planes(received, info, snr_db, self.cfg["channels"], h, w)
 
     def _decode(self, received, info, snr_db, image_size, task: Task, steps: int = 1):
         height, width = image_size
@@ -382,4 +357,4 @@ def _resolve_task(task: str | None, request: str | None) -> Task:
 
 
 __all__ = ["SemanticCodec", "UnifiedJSCCEncoder", "RxSourceKB", "ReconstructionDecoder", "SegmentationDecoder",
-           "load_preset", "preset_names", "rx_planes"]
+           "load_preset", "preset_names"]
