@@ -278,3 +278,15 @@ def received_plane_count(channels: int) -> int:
     """Planes of :func:`received_planes` for ``channels`` complex channels: ``6 C + 1``."""
     return 6 * channels + 1
 
+
+def training_symbol_count(n_full: int) -> int:
+    """Symbols to send in one training batch when the budget allows ``n_full``.
+
+    Every learned codec trains with the same policy (so comparisons differ only in the method):
+    ``n_full`` for half the batches, otherwise uniform in ``[n_full // 4, n_full]``, so one model
+    also serves smaller budgets. Drawn from torch's global generator (seeded per step).
+    """
+    if torch.rand(()) < 0.5:
+        return int(torch.randint(max(1, n_full // 4), n_full + 1, ()))
+    return n_full
+

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from ..codec import Budget, Codec, Task, latent_to_symbols, received_plane_count, received_planes
+from ..codec import Budget, Codec, Task, latent_to_symbols, received_plane_count,
+                     received_planes, training_symbol_count
 from ..errors import ConfigError, choices
 from ..nn.blocks import ResBlock
 from ..registry import register
@@ -305,15 +306,12 @@ class SemanticCodec(Codec):
         """One pass through ``channel``: MSE (eq. 5) of the x0-prediction at a sampled time step,
         or cross-entropy (eq. 6) ignoring void labels (any label outside ``[0, num_classes)``).
 
-        The symbol count is the budget's for half the batches and uniform in ``[N/4, N]`` for the
-        rest, so one model serves smaller budgets too.
+        The symbol count follows :func:`semsim.codec.training_symbol_count` (the budget's for half
+        the batches, fewer for the rest), so one model serves smaller budgets too.
         """
         task = Task(task)
         b, _, height, width = images.shape
-        n_full = self.symbol_count(task, height, width)
-        n = n_full
-        if torch.rand(()) < 0.5:
-            n = int(torch.randint(max(1, n_full // 4), n_full + 1, ()))
+        n = training_symbol_count(self.symbol_count(task, height, width))
         x = self._encode(images, task, n)
         y, info = channel(x, snr_db)
         planes = self._planes(y, info, snr_db, (height, width))
