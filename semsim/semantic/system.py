@@ -32,8 +32,8 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from ..codec import Budget, Codec, Task, latent_to_symbols, received_plane_count,
-                     received_planes, training_symbol_count
+from ..codec import (Budget, Codec, Task, latent_to_symbols, received_plane_count, received_planes,
+                     training_symbol_count)
 from ..errors import ConfigError, choices
 from ..nn.blocks import ResBlock
 from ..registry import register
