@@ -1,13 +1,13 @@
 """semsim: a link-level wireless simulator with learned semantic codecs (PyTorch + Sionna 2.x).
 
 Public API (see :mod:`semsim.api`): :func:`load_scenario`, :func:`run`, :func:`plot`,
-:func:`build_channel`, :func:`build_codec`, :func:`build_dataset`, :class:`Budget`.
+:func:`train`, :func:`build_channel`, :func:`build_codec`, :func:`build_dataset`, :class:`Budget`.
 Conventions: SNR is Es/N0 per complex channel symbol in dB; each image's channel symbols have unit
 average power; CBR = N / (3 H W) with H W the original image size; the budget is a cap.
 """
 from .api import (Budget, Scenario, build, build_channel, build_codec, build_dataset, estimate_seconds,
-                  load_scenario, names, plot, run)
+                  load_scenario, names, plot, run, train)
 
 __version__ = "0.1.0"
 __all__ = ["Budget", "Scenario", "build", "build_channel", "build_codec", "build_dataset", "estimate_seconds",
-           "load_scenario", "names", "plot", "run", "__version__"]
+           "load_scenario", "names", "plot", "run", "train", "__version__"]

@@ -6,6 +6,7 @@ Example::
     sc = semsim.load_scenario("scenarios/quickstart.yaml")
     csv_path = semsim.run(sc, output="results/qs")
     semsim.plot(csv_path)
+    weights = semsim.train("scenarios/train_semantic_small.yaml")   # method label → weights file
     ch = semsim.build_channel("awgn")
     codec = semsim.build_codec({"name": "jpeg+ldpc", "mcs": "16qam-1/2"}, budget=semsim.Budget("cbr", 1 / 16))
 """
@@ -19,6 +20,7 @@ from .codec import Budget
 from .registry import build, names
 from .runner import run
 from .scenario import Scenario, load_scenario
+from .train import train
 
 
 def build_codec(spec: str | dict[str, Any], budget: Budget) -> Any:
@@ -42,6 +44,10 @@ def estimate_seconds(sc: Scenario) -> float:
     """A rough run-time estimate on a 2-core CPU, from each codec's ``cost_s_per_mpixel``."""
     from .data import image_sizes
 
+    if sc.kind == "train":
+        from .train import estimate_seconds as train_seconds
+
+        return train_seconds(sc)
     if sc.kind == "ber":
         # upper bound (every point runs to max_bits): Sionna's BP decoder manages about 0.12 Mbit/s
         # of information bits on 2 CPU cores; uncoded points about 5 Mbit/s

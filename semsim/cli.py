@@ -1,4 +1,4 @@
-"""The ``semsim`` command line: ``validate``, ``run``, ``plot``, ``list``, ``info``.
+"""The ``semsim`` command line: ``validate``, ``run``, ``train``, ``plot``, ``list``, ``info``.
 
 Each subcommand is a function ``main(argv)`` that returns an exit status, so tests call them
 directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to stderr and exit 2.
@@ -30,6 +30,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only this point id (repeatable); ids are listed by `semsim validate --all`")
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    t = sub.add_parser("train", help="train the learned codecs of a `kind: train` scenario (resumes by default)")
+    t.add_argument("scenario")
+    t.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
+    t.add_argument("--output", default=None, help="output folder (default: the scenario's `output`)")
+    t.add_argument("--fresh", action="store_true", help="discard earlier checkpoints, curves and weights")
+    t.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                   help="stop after the step that passes M minutes, with a checkpoint; rerun to resume")
+    t.add_argument("--steps", type=int, default=None, metavar="N", help="overrides the scenario's steps")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pl = sub.add_parser("plot", help="draw PNG/PDF curves from a results CSV")
     pl.add_argument("csv")
@@ -86,6 +96,25 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import Trainer
+
+    trainer = Trainer(args.scenario, output=args.output, device=args.device, fresh=args.fresh,
+                      max_minutes=args.max_minutes, steps=args.steps, progress=not args.quiet)
+    try:
+        paths = trainer.run()
+    except KeyboardInterrupt:
+        if trainer.dist.main:
+            print("semsim: interrupted; a checkpoint was written, rerun the same command to resume", file=sys.stderr)
+        return 130
+    if trainer.dist.main:
+        if trainer.stopped is not None:
+            print(trainer.stopped.message())
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from pathlib import Path
 
@@ -117,7 +146,7 @@ def cmd_info(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list,
+        return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list, "train": cmd_train,
                 "info": cmd_info}[args.command](args)
     except SemsimError as e:
         print(f"semsim: error: {e}", file=sys.stderr)

@@ -18,15 +18,18 @@ uses more (:class:`~semsim.errors.BudgetError`). Nothing pads the symbol vector 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from .errors import BudgetError, ConfigError
+from .errors import BudgetError, ConfigError, choices
 
 
 class Task(str, Enum):
@@ -225,6 +228,93 @@ class Codec(torch.nn.Module):
     def weights(self) -> str:
         """Name of the weights file this codec loaded, or "" for methods without weights."""
         return ""
+
+
+@functools.lru_cache(maxsize=None)
+def _preset_file(path: str) -> dict[str, dict[str, dict[str, Any]]]:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def load_preset(path: str | Path, method: str, name: str) -> dict[str, Any]:
+    """A copy of preset ``name`` of ``method`` from the YAML file ``path`` (``{method: {preset: {...}}}``);
+    :class:`ConfigError` listing the presets otherwise."""
+    import yaml
+
+    presets = _preset_file(str(path))[method]
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r} for method {method!r}; valid choices: {choices(presets)}")
+    return yaml.safe_load(yaml.safe_dump(presets[name]))
+
+
+class LearnedCodec(Codec):
+    """Base of codecs with weights: a preset (architecture as data) built by :meth:`_build`, on
+    PyTorch's meta device if asked, then weights written by ``semsim train``.
+
+    A subclass sets ``method`` (its registry name and key in ``presets_file``), ``presets_file``
+    and implements :meth:`_build`; a preset with a ``num_classes`` key makes a segmentation-capable
+    codec whose class count the dataset (or the weights) can override.
+
+    :param budget: channel-use cap per image.
+    :param preset: a preset name (``small``, ``paper``).
+    :param weights: a ``.safetensors`` file written by ``semsim train`` (checked against the preset;
+        its class count is taken when ``num_classes`` is not given).
+    :param meta: build on PyTorch's meta device (parameter counting only; nothing is allocated).
+    :param num_classes: segmentation classes (default: the weights', else the preset's).
+    """
+
+    trainable = True
+    method: ClassVar[str] = ""
+    presets_file: ClassVar[Path | None] = None
+
+    def __init__(self, budget: Budget, preset: str = "small", weights: str | None = None, meta: bool = False,
+                 num_classes: int | None = None):
+        super().__init__(budget)
+        cfg = load_preset(self.presets_file, self.method, preset)
+        if num_classes is None and weights and "num_classes" in cfg:
+            from .weights import read_meta
+
+            num_classes = read_meta(str(weights)).get("config", {}).get("num_classes")
+        if num_classes is not None:
+            if "num_classes" not in cfg:
+                raise ConfigError(f"method {self.method!r} does not segment; it takes no num_classes")
+            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+                raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+            cfg["num_classes"] = num_classes
+        self.preset_name, self.cfg = preset, cfg
+        self._weights_name, self.weights_sha256 = "", ""
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            self._build(cfg)
+        if weights:
+            from .weights import load_weights
+
+            load_weights(self, str(weights))
+            self._weights_name = Path(str(weights)).name
+
+    def _build(self, cfg: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return list(_preset_file(str(cls.presets_file))[cls.method])
+
+    @property
+    def num_classes(self) -> int | None:
+        """Segmentation classes, or None for a reconstruction-only codec."""
+        n = self.cfg.get("num_classes")
+        return None if n is None else int(n)
+
+    @property
+    def weights(self) -> str:
+        return self._weights_name
+
+    def config(self) -> dict[str, Any]:
+        return {"method": self.method, "preset": self.preset_name, **self.cfg}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "weights": self.weights, "preset": self.preset_name,
+                "train_channel": self.train_channel}
 
 
 # --- helpers for analog (JSCC) codecs ----------------------------------------------------------

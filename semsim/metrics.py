@@ -50,7 +50,8 @@ class ConfusionMatrix:
         from torchmetrics.classification import MulticlassConfusionMatrix
 
         self.num_classes = num_classes
-        self._cm = MulticlassConfusionMatrix(num_classes=num_classes, ignore_index=ignore_index)
+        self._cm = MulticlassConfusionMatrix(num_classes=num_classes, ignore_index=ignore_index,
+                                             sync_on_compute=False)
 
     def update(self, logits_or_pred: torch.Tensor, target: torch.Tensor) -> None:
         """``[B, C, H, W]`` logits (or ``[B, H, W]`` predicted classes) and ``[B, H, W]`` labels."""

@@ -138,6 +138,8 @@ class Runner:
     def __init__(self, scenario: Scenario | str | Path, output: str | Path | None = None,
                  device: str | None = None, fresh: bool = False, progress: bool = True):
         self.sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if self.sc.kind == "train":
+            raise ConfigError(f"scenario {self.sc.name!r} is of kind 'train'; run it with `semsim train`")
         self.device = set_device(device or self.sc.device)
         self.out = Path(output) if output is not None else self.sc.output
         self.fresh = fresh

@@ -1,6 +1,6 @@
 """Scenario files: schema, validation and the sweep's points.
 
-A scenario is a YAML mapping. Two kinds exist.
+A scenario is a YAML mapping. Three kinds exist.
 
 ``kind: transmission`` (default) sweeps dataset × budget × channel × SNR × (MCS) × method::
 
@@ -26,6 +26,36 @@ A scenario is a YAML mapping. Two kinds exist.
     min_errors: 1000                          # stop a point after this many bit errors …
     max_bits: 2.0e+7                          # … or this many bits
 
+``kind: train`` trains learned codecs (``semsim train``; every key but ``methods``, ``budget`` and
+``channel`` is optional, the values shown are the defaults)::
+
+    kind: train
+    name: semantic-small-awgn
+    seed: 0
+    device: cpu                               # or cuda (bf16 needs cuda)
+    output: results/train/semantic-small-awgn # default results/train/<name>
+    methods: [{name: semantic, preset: small}]  # trainable codecs, trained in turn on the same draws
+    budget: {cbr: 1/16}                       # exactly one
+    channel: awgn                             # exactly one channel spec
+    snr_db: {low: 0, high: 20}                # drawn uniformly per image per step (or one number)
+    steps: 2000
+    batch_size: 8                             # images per task per step (split over DDP ranks)
+    crop: 128                                 # random square crops, reflect-padded if smaller
+    data:                                     # default: what exists of the lists below
+      reconstruction: [{name: bsds500, split: train}, {name: bsds500, split: val},
+                       {name: camvid, split: train}, {name: voc, split: train}]  # else builtin
+      segmentation: {name: camvid, split: train}                # else voc train, else procedural
+    validation: {every: 200, data: {name: camvid, split: val, limit: 8}, snr_db: [0, 10, 20]}
+    optimizer: {lr: 1.0e-4, betas: [0.5, 0.999], weight_decay: 0.01, warmup_steps: 100,
+                clip_grad_norm: 1.0}          # AdamW; clip_grad_norm null disables clipping
+    precision: fp32                           # or bf16 (autocast, CUDA only)
+    checkpoint_every: 200
+    log_every: 1                              # steps between rows of curve.csv
+
+Kodak is never training (or validation) data: it is the evaluation set. Segmentation datasets must
+carry labels and agree on ``num_classes`` and ``ignore_index``; both are passed to codecs whose
+constructors take them.
+
 Every problem raises :class:`~semsim.errors.ConfigError` (or :class:`~semsim.errors.DataError` for a
 missing data folder) with a message naming the valid choices; nothing is written before a scenario
 has validated.
@@ -46,11 +76,28 @@ from .codec import Budget, parse_ratio
 from .config import derive_seed
 from .errors import ConfigError, choices
 
-KINDS = ("transmission", "ber")
+KINDS = ("transmission", "ber", "train")
 COMMON_KEYS = {"name", "kind", "seed", "description", "output", "device", "channels", "snr_db"}
 TRANSMISSION_KEYS = COMMON_KEYS | {"data", "budget", "methods", "batch_size"}
 BER_KEYS = COMMON_KEYS | {"modulations", "code_rates", "min_errors", "max_bits", "codeword_length",
                           "num_bp_iter"}
+TRAIN_KEYS = {"name", "kind", "seed", "description", "output", "device", "methods", "budget", "channel",
+              "snr_db", "steps", "batch_size", "crop", "data", "validation", "optimizer", "precision",
+              "checkpoint_every", "log_every"}
+#: AdamW settings of the paper, plus a linear warm-up and gradient-norm clipping (a small conv JSCC
+#: at lr 1e-3 showed loss spikes and collapsed without them)
+OPTIMIZER_DEFAULTS = {"lr": 1.0e-4, "betas": [0.5, 0.999], "weight_decay": 0.01, "warmup_steps": 100,
+                      "clip_grad_norm": 1.0}
+PRECISIONS = ("fp32", "bf16")
+#: default training data, in order; the entries whose folders exist are used
+DEFAULT_RECONSTRUCTION_DATA = ({"name": "bsds500", "split": "train"}, {"name": "bsds500", "split": "val"},
+                               {"name": "camvid", "split": "train"}, {"name": "voc", "split": "train"})
+#: default segmentation data: the first that exists
+DEFAULT_SEGMENTATION_DATA = ({"name": "camvid", "split": "train"}, {"name": "voc", "split": "train"},
+                             {"name": "procedural", "num": 64, "seed": 0})
+#: default validation data: the first that exists (procedural with another seed than training's)
+DEFAULT_VALIDATION_DATA = ({"name": "camvid", "split": "val", "limit": 8}, {"name": "voc", "split": "val", "limit": 8},
+                           {"name": "procedural", "num": 8, "seed": 1})
 
 
 @dataclass(frozen=True)
@@ -70,6 +117,31 @@ class Point:
     @property
     def id(self) -> str:
         return hashlib.sha1(self.key.encode()).hexdigest()[:12]
+
+
+@dataclass
+class TrainSettings:
+    """The ``kind: train`` part of a scenario (see the module docstring for the YAML form).
+
+    ``data`` maps a task value (``"reconstruction"``, ``"segmentation"``) to dataset specs;
+    ``num_classes`` / ``ignore_index`` are those of the segmentation data (``None`` without it);
+    ``names`` are the methods' filesystem-safe, unique output folder names.
+    """
+
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    steps: int = 2000
+    crop: int = 128
+    data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    num_classes: int | None = None
+    ignore_index: int | None = None
+    validation_every: int = 200
+    validation_data: dict[str, Any] = field(default_factory=dict)
+    validation_snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0, 20.0])
+    optimizer: dict[str, Any] = field(default_factory=lambda: dict(OPTIMIZER_DEFAULTS))
+    precision: str = "fp32"
+    checkpoint_every: int = 200
+    log_every: int = 1
+    names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -96,6 +168,8 @@ class Scenario:
     max_bits: int = 10_000_000
     codeword_length: int = 1944
     num_bp_iter: int = 20
+    # kind: train
+    train: TrainSettings | None = None
 
     @property
     def hash(self) -> str:
@@ -104,9 +178,13 @@ class Scenario:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def points(self) -> list[Point]:
-        """The sweep in canonical order; every point carries its own seed."""
+        """The sweep in canonical order; every point carries its own seed (``kind: train``: one
+        point per method, whose seed fixes that method's initial weights)."""
         if self.kind == "ber":
             return self._ber_points()
+        if self.kind == "train":
+            return [Point(m, f"train|{spec_label(spec)}", derive_seed(self.seed, "train", spec_label(spec)), method=m)
+                    for m, spec in enumerate(self.methods)]
         pts = []
         for d, data in enumerate(self.data):
             for budget in self.budgets:
@@ -176,7 +254,7 @@ def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
     kind = raw.get("kind", "transmission")
     if kind not in KINDS:
         raise ConfigError(f"unknown scenario kind {kind!r}; valid choices: {choices(KINDS)}")
-    allowed = TRANSMISSION_KEYS if kind == "transmission" else BER_KEYS
+    allowed = {"transmission": TRANSMISSION_KEYS, "ber": BER_KEYS, "train": TRAIN_KEYS}[kind]
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"unknown scenario key(s) {choices(unknown)} for kind {kind!r}; "
@@ -189,9 +267,12 @@ def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ConfigError(f"device must be one of 'cpu', 'cuda', 'cuda:N', got {device!r}")
     sc = Scenario(name=name, kind=kind, seed=seed, raw=raw, path=path, device=device)
-    output = raw.get("output", f"results/{name}")
+    output = raw.get("output", f"results/train/{name}" if kind == "train" else f"results/{name}")
     _expect(output, str, "output")
     sc.output = Path(output)
+    if kind == "train":
+        _train_fields(sc, raw)
+        return sc
     sc.channels = _channels(raw)
     sc.snr_db = _snr_list(raw.get("snr_db"))
     if kind == "ber":
@@ -301,6 +382,11 @@ def _check_budgets(sc: Scenario, datasets: list) -> None:
                 if codec.task.value == "segmentation" and getattr(ds, "num_classes", None) is None:
                     raise ConfigError(f"method {spec['name']!r} does segmentation but dataset "
                                       f"{spec_label(d)} has no labels; use camvid, voc or procedural")
+                classes = getattr(codec, "num_classes", None)
+                if codec.task.value == "segmentation" and classes is not None and classes != ds.num_classes:
+                    raise ConfigError(f"method {spec['name']!r} predicts {classes} classes but dataset "
+                                      f"{spec_label(d)} has {ds.num_classes}; use weights trained on "
+                                      f"that dataset (or set num_classes: {ds.num_classes})")
                 if codec.axes:
                     spec.update(codec.sweep_values())
                 for h, w in sizes:
@@ -336,3 +422,243 @@ def _ber_fields(sc: Scenario, raw: dict[str, Any]) -> None:
     if "max_bits" in raw:
         _expect(raw["max_bits"], (int, float), "max_bits")
         sc.max_bits = int(raw["max_bits"])
+
+
+# --- kind: train --------------------------------------------------------------------------------
+
+def _mapping(value: Any, what: str, keys: set[str] | dict[str, Any]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a mapping with keys {choices(sorted(keys))}, got {value!r}")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise ConfigError(f"unknown {what} key(s) {choices(unknown)}; valid keys: {choices(sorted(keys))}")
+    return dict(value)
+
+
+def _positive_int(raw: dict[str, Any], key: str, default: int, minimum: int = 1) -> int:
+    value = raw.get(key, default)
+    _expect(value, int, key)
+    if value < minimum:
+        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def _check_snr(values: list[float], what: str) -> None:
+    lo, hi = SNR_RANGE_DB
+    bad = [v for v in values if not lo <= v <= hi]
+    if bad:
+        raise ConfigError(f"{what}: SNR value(s) {bad} dB outside the valid range [{lo:g}, {hi:g}] dB")
+
+
+def _train_snr(value: Any) -> tuple[float, float]:
+    if value is None:
+        return 0.0, 20.0
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        low = high = float(value)
+    else:
+        if not isinstance(value, dict) or set(value) != {"low", "high"}:
+            raise ConfigError(f"training snr_db must be {{low: DB, high: DB}} (drawn uniformly per image) "
+                              f"or one number, got {value!r}")
+        for k in ("low", "high"):
+            _expect(value[k], (int, float), f"snr_db.{k}")
+        low, high = float(value["low"]), float(value["high"])
+        if high < low:
+            raise ConfigError(f"training snr_db needs low <= high, got {value!r}")
+    _check_snr([low, high], "snr_db")
+    return low, high
+
+
+def _optimizer(value: Any) -> dict[str, Any]:
+    opt = dict(OPTIMIZER_DEFAULTS, **_mapping(value, "optimizer", OPTIMIZER_DEFAULTS))
+    _expect(opt["lr"], (int, float), "optimizer.lr")
+    _expect(opt["weight_decay"], (int, float), "optimizer.weight_decay")
+    _expect(opt["warmup_steps"], int, "optimizer.warmup_steps")
+    betas = opt["betas"]
+    if (not isinstance(betas, (list, tuple)) or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+        raise ConfigError(f"optimizer.betas must be two numbers in [0, 1), got {betas!r}")
+    if not opt["lr"] > 0 or opt["weight_decay"] < 0 or opt["warmup_steps"] < 0:
+        raise ConfigError(f"optimizer needs lr > 0, weight_decay >= 0 and warmup_steps >= 0, got {opt!r}")
+    if opt["clip_grad_norm"] is not None:
+        _expect(opt["clip_grad_norm"], (int, float), "optimizer.clip_grad_norm")
+        if not opt["clip_grad_norm"] > 0:
+            raise ConfigError(f"optimizer.clip_grad_norm must be positive or null (no clipping), "
+                              f"got {opt['clip_grad_norm']!r}")
+        opt["clip_grad_norm"] = float(opt["clip_grad_norm"])
+    opt.update(lr=float(opt["lr"]), weight_decay=float(opt["weight_decay"]), betas=[float(b) for b in betas])
+    return opt
+
+
+def _is_kodak(spec: dict[str, Any], dataset: Any) -> bool:
+    from .data import KodakDataset
+
+    root = getattr(dataset, "root", None)
+    return (spec["name"] == "kodak" or isinstance(dataset, KodakDataset)
+            or (root is not None and any(part.lower().startswith("kodak") for part in Path(root).parts)))
+
+
+def _kodak_error(spec: dict[str, Any], role: str) -> ConfigError:
+    return ConfigError(f"Kodak is for evaluation only: {spec_label(spec)} cannot be {role} data; "
+                       f"use bsds500, camvid, voc, builtin, procedural or a folder of other photos")
+
+
+def _existing(candidates: tuple[dict[str, Any], ...]) -> list[tuple[dict[str, Any], Any]]:
+    """The candidate dataset specs whose data is present, built."""
+    from .errors import DataError
+
+    found = []
+    for spec in candidates:
+        try:
+            found.append((dict(spec), registry.build("dataset", spec)))
+        except DataError:
+            continue
+    return found
+
+
+def _train_datasets(value: Any, task: str, role: str = "training") -> list[tuple[dict[str, Any], Any]]:
+    specs = [_spec(d, "dataset", f"data.{task}") for d in _as_list(value, f"data.{task}")]
+    for s in specs:
+        if s["name"] == "kodak":
+            raise _kodak_error(s, role)
+    built = [(s, registry.build("dataset", s)) for s in specs]
+    for s, ds in built:
+        if _is_kodak(s, ds):
+            raise _kodak_error(s, role)
+    return built
+
+
+def _classes(built: list[tuple[dict[str, Any], Any]], what: str) -> tuple[int, int | None]:
+    """The one (num_classes, ignore_index) of labelled datasets; ConfigError if absent or mixed."""
+    for s, ds in built:
+        if getattr(ds, "num_classes", None) is None:
+            raise ConfigError(f"{what} dataset {spec_label(s)} has no labels; use camvid, voc or procedural")
+    found = {(ds.num_classes, ds.ignore_index) for _, ds in built}
+    if len(found) > 1:
+        each = "; ".join(f"{spec_label(s)}: num_classes={ds.num_classes}, ignore_index={ds.ignore_index}"
+                         for s, ds in built)
+        raise ConfigError(f"{what} datasets disagree on their classes ({each}); use datasets of one label space")
+    return found.pop()
+
+
+def build_train_codec(spec: dict[str, Any], budget: Budget, settings: TrainSettings):
+    """Build a method of a training scenario, passing the segmentation data's ``num_classes`` and
+    ``ignore_index`` to constructors that take them."""
+    params = registry.parameters("codec", spec["name"])
+    extra = {}
+    for key in ("num_classes", "ignore_index"):
+        value = getattr(settings, key)
+        if key not in params or value is None:
+            continue
+        if key in spec:
+            if spec[key] != value:
+                raise ConfigError(f"method {spec_label(spec)} sets {key}={spec[key]!r} but the segmentation "
+                                  f"data has {key}={value!r}; drop the option (it is taken from the data)")
+            continue
+        extra[key] = value
+    return registry.build("codec", spec, budget=budget, **extra)
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+=" else "_" for c in text).strip("._") or "method"
+
+
+def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
+    from .codec import Task
+    from .data import image_sizes
+
+    st = TrainSettings()
+    sc.train = st
+    if sc.device == "cpu" and raw.get("precision") == "bf16":
+        raise ConfigError("precision bf16 (autocast) needs device cuda; use precision fp32 on the CPU")
+    st.precision = raw.get("precision", "fp32")
+    if st.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {st.precision!r}; valid choices: {choices(PRECISIONS)}")
+    budgets = _budgets(raw.get("budget"))
+    if len(budgets) != 1:
+        raise ConfigError(f"a training scenario takes exactly one budget (the codec is built for it), "
+                          f"got {len(budgets)}")
+    sc.budgets = budgets
+    channel = raw.get("channel")
+    if channel is None:
+        raise ConfigError("missing required key 'channel' (the training channel, e.g. awgn)")
+    if isinstance(channel, list):
+        raise ConfigError(f"channel must be one channel spec (one model is trained per channel), got {channel!r}")
+    sc.channels = [_spec(channel, "channel", "channel")]
+    registry.build("channel", sc.channels[0])
+    st.snr_db = _train_snr(raw.get("snr_db"))
+    st.steps = _positive_int(raw, "steps", 2000)
+    sc.batch_size = _positive_int(raw, "batch_size", 8)
+    st.crop = _positive_int(raw, "crop", 128, minimum=16)
+    st.checkpoint_every = _positive_int(raw, "checkpoint_every", 200)
+    st.log_every = _positive_int(raw, "log_every", 1)
+    st.optimizer = _optimizer(raw.get("optimizer"))
+
+    # methods: registered, trainable, options known
+    sc.methods = []
+    for m in _as_list(raw.get("methods"), "methods"):
+        spec = _spec(m, "codec", "methods")
+        registry.check_kwargs("codec", spec["name"], {k: v for k, v in spec.items() if k != "name"})
+        cls, _ = registry.lookup("codec", spec["name"])
+        if not getattr(cls, "trainable", False):
+            trainable = [n for n in registry.names("codec")
+                         if getattr(registry.lookup("codec", n)[0], "trainable", False)]
+            raise ConfigError(f"method {spec['name']!r} is not trainable (it has no learned parameters); "
+                              f"trainable methods: {choices(trainable) or 'none registered'}")
+        sc.methods.append(spec)
+
+    # data
+    data = _mapping(raw.get("data"), "data", {t.value for t in Task})
+    rec = (_train_datasets(data["reconstruction"], "reconstruction") if "reconstruction" in data
+           else _existing(DEFAULT_RECONSTRUCTION_DATA) or _existing(({"name": "builtin"},)))
+    seg = (_train_datasets(data["segmentation"], "segmentation") if "segmentation" in data
+           else _existing(DEFAULT_SEGMENTATION_DATA)[:1])
+    st.num_classes, st.ignore_index = _classes(seg, "segmentation")
+    st.data = {Task.RECONSTRUCTION.value: [s for s, _ in rec], Task.SEGMENTATION.value: [s for s, _ in seg]}
+
+    val = _mapping(raw.get("validation"), "validation", {"every", "data", "snr_db"})
+    st.validation_every = _positive_int(val, "every", 200)
+    if "data" in val:
+        if isinstance(val["data"], list):
+            raise ConfigError("validation.data must be one dataset spec")
+        (vspec, vds), = _train_datasets(val["data"], "validation", role="validation")
+    else:
+        vspec, vds = _existing(DEFAULT_VALIDATION_DATA)[0]
+    st.validation_data = vspec
+    st.validation_snr_db = [float(v) for v in _as_list(val.get("snr_db", [0, 10, 20]), "validation.snr_db")]
+    for v in st.validation_snr_db:
+        _expect(v, (int, float), "each validation.snr_db value")
+    _check_snr(st.validation_snr_db, "validation.snr_db")
+
+    # each method: built at the budget, with the data's classes; tasks, parameters, budget
+    budget, labels = sc.budgets[0], []
+    sizes = {(st.crop, st.crop)} | set(image_sizes(vds))
+    for spec in sc.methods:
+        codec = build_train_codec(spec, budget, st)
+        tasks = tuple(codec.tasks)
+        if not tasks or any(not isinstance(t, Task) for t in tasks):
+            raise ConfigError(f"method {spec_label(spec)}: tasks must be a non-empty tuple of Task, got {tasks!r}")
+        if not any(p.requires_grad for p in codec.parameters()):
+            raise ConfigError(f"method {spec_label(spec)} has no trainable parameters")
+        if Task.SEGMENTATION in tasks:
+            if not seg:
+                raise ConfigError(f"method {spec_label(spec)} trains segmentation but no segmentation data exists; "
+                                  f"give data.segmentation (camvid, voc or procedural)")
+            vclasses = _classes([(vspec, vds)], "validation")
+            if vclasses != (st.num_classes, st.ignore_index):
+                raise ConfigError(f"validation data {spec_label(vspec)} has num_classes, ignore_index = {vclasses}, "
+                                  f"the segmentation training data {(st.num_classes, st.ignore_index)}")
+        for h, w in sorted(sizes):
+            need, cap = codec.min_channel_uses(h, w), budget.channel_uses(h, w)
+            if need > cap:
+                raise ConfigError(f"budget {budget.label} (cap {cap} channel uses for a {h}x{w} image) is below "
+                                  f"what method {spec_label(spec)} needs ({need}); raise the budget or the crop")
+        labels.append(str(codec.label))
+    names = [_safe_name(label) for label in labels]
+    if len(set(names)) < len(names):
+        names = [_safe_name(spec_label(spec)) for spec in sc.methods]
+    if len(set(names)) < len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"method(s) {choices(dup)} listed twice; each method is trained once")
+    st.names = names

@@ -22,20 +22,20 @@ The choices the paper leaves open are recorded in ``docs/design.md``.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
-from ..codec import (Budget, Codec, Task, latent_to_symbols, received_plane_count, received_planes,
+from ..codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes,
                      training_symbol_count)
+from ..codec import load_preset as _load_preset
 from ..errors import ConfigError, choices
 from ..nn.blocks import ResBlock
+from ..nn.losses import segmentation_loss
 from ..registry import register
 from .source_kb import TxSourceKB, pad_to_multiple
 
@@ -45,21 +45,13 @@ LATENT_STRIDE = 8
 TASK_INDEX = {Task.RECONSTRUCTION: 0, Task.SEGMENTATION: 1}
 
 
-@functools.lru_cache(maxsize=None)
-def _presets() -> dict[str, dict[str, Any]]:
-    return yaml.safe_load(PRESETS_FILE.read_text())
-
-
 def preset_names() -> list[str]:
-    return list(_presets())
+    return SemanticCodec.preset_names()
 
 
 def load_preset(name: str) -> dict[str, Any]:
     """A copy of preset ``name`` from ``presets.yaml``; :class:`ConfigError` listing the presets otherwise."""
-    presets = _presets()
-    if name not in presets:
-        raise ConfigError(f"unknown preset {name!r} for method 'semantic'; valid choices: {choices(presets)}")
-    return yaml.safe_load(yaml.safe_dump(presets[name]))
+    return _load_preset(PRESETS_FILE, "semantic", name)
 
 
 class UnifiedJSCCEncoder(nn.Module):
@@ -179,7 +171,7 @@ class SegmentationDecoder(nn.Module):
 
 
 @register("codec", "semantic")
-class SemanticCodec(Codec):
+class SemanticCodec(LearnedCodec):
     """The paper's system (task KB, Swin Tx source KB, unified JSCC encoder, Rx source KB, DiT
     diffusion and ResNet segmentation decoders) under the codec contract.
 
@@ -190,41 +182,31 @@ class SemanticCodec(Codec):
         instruction by the task KB (Sentence-BERT; an unrelated request is an error).
     :param weights: a ``.safetensors`` file written by ``semsim train`` (checked against the preset).
     :param sampling_steps: DDIM steps of the reconstruction decoder; 1 is the MMSE estimate.
-    :param num_classes: segmentation classes (default: the preset's; the dataset's when training).
+    :param num_classes: segmentation classes (default: the weights', else the preset's).
     :param meta: build on PyTorch's meta device (parameter counting only; nothing is allocated).
     """
 
-    trainable = True
     label = "GenSC"
+    method = "semantic"
+    presets_file = PRESETS_FILE
     cost_s_per_mpixel = 2.0
 
     def __init__(self, budget: Budget, preset: str = "small", task: str | None = None, request: str | None = None,
                  weights: str | None = None, sampling_steps: int = 1, num_classes: int | None = None,
                  meta: bool = False):
-        super().__init__(budget)
-        self.task = _resolve_task(task, request)
-        self.preset_name = preset
-        cfg = load_preset(preset)
-        if num_classes is not None:
-            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-                raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-            cfg["num_classes"] = num_classes
+        task = _resolve_task(task, request)
+        super().__init__(budget, preset=preset, weights=weights, meta=meta, num_classes=num_classes)
+        self.task = task
         if isinstance(sampling_steps, bool) or not isinstance(sampling_steps, int) \
-                or not 1 <= sampling_steps <= cfg["diffusion_steps"]:
-            raise ConfigError(f"sampling_steps must be an integer in [1, {cfg['diffusion_steps']}], "
+                or not 1 <= sampling_steps <= self.cfg["diffusion_steps"]:
+            raise ConfigError(f"sampling_steps must be an integer in [1, {self.cfg['diffusion_steps']}], "
                               f"got {sampling_steps!r}")
-        self.cfg, self.sampling_steps = cfg, sampling_steps
-        self._weights_name, self.weights_sha256 = "", ""
-        with torch.device("meta") if meta else contextlib.nullcontext():
-            self._build(cfg)
+        self.sampling_steps = sampling_steps
+        if sampling_steps != 1:
+            self.label = f"GenSC ({sampling_steps} steps)"
         from ..nn.diffusion import Diffusion
 
-        self.diffusion = Diffusion(num_train_timesteps=cfg["diffusion_steps"])
-        if weights:
-            from ..weights import load_weights
-
-            load_weights(self, str(weights))
-            self._weights_name = Path(str(weights)).name
+        self.diffusion = Diffusion(num_train_timesteps=self.cfg["diffusion_steps"])
 
     def _build(self, cfg: dict[str, Any]) -> None:
         planes = received_plane_count(cfg["channels"])
@@ -241,28 +223,12 @@ class SemanticCodec(Codec):
                                                cfg["seg_dropout"])
 
     # --- contract -------------------------------------------------------------------------------
-    @classmethod
-    def preset_names(cls) -> list[str]:
-        return preset_names()
-
     @property
     def tasks(self) -> tuple[Task, ...]:
         return (Task.RECONSTRUCTION, Task.SEGMENTATION)
 
-    @property
-    def num_classes(self) -> int:
-        return int(self.cfg["num_classes"])
-
-    @property
-    def weights(self) -> str:
-        return self._weights_name
-
-    def config(self) -> dict[str, Any]:
-        return {"method": "semantic", "preset": self.preset_name, **self.cfg}
-
     def describe(self) -> dict[str, Any]:
-        return {"label": self.label, "task": self.task.value, "weights": self.weights, "preset": self.preset_name,
-                "train_channel": self.train_channel, "sampling_steps": self.sampling_steps}
+        return {**super().describe(), "sampling_steps": self.sampling_steps}
 
     def symbol_count(self, task: Task, height: int, width: int) -> int:
         """Complex symbols sent for an ``height x width`` image: ``min(cap, C_task * Hp/8 * Wp/8)``."""
@@ -318,9 +284,7 @@ class SemanticCodec(Codec):
         g = self.rx_kb(planes, task)
         if task is Task.SEGMENTATION:
             logits = self.seg_decoder(g, planes)[..., :height, :width]
-            target = labels.long().clone()
-            target[(target < 0) | (target >= self.num_classes)] = -100
-            return F.cross_entropy(logits, target, ignore_index=-100), logits
+            return segmentation_loss(logits, labels, self.num_classes), logits
         x0, _ = pad_to_multiple(images * 2 - 1, TxSourceKB.MULTIPLE)
         t = self.diffusion.sample_timesteps(b, images.device)
         x_t = self.diffusion.add_noise(x0, torch.randn_like(x0), t)

@@ -1,0 +1,218 @@
+"""Deep JSCC (Bourtsoulatze, Kurka and Gündüz, 2019) as codec ``deepjscc``, and the plumbing the
+three neural reconstruction baselines share (:class:`NeuralJSCC`).
+
+Data flow (shapes for an ``H x W`` image reflect-padded to ``Hp x Wp``, multiples of the latent
+stride ``s``; ``C`` = ``channels`` complex symbols per latent position)::
+
+    image [B,3,H,W] ──pad──▶ [B,3,Hp,Wp] ──encoder(·, snr)──▶ z [B,2C,Hp/s,Wp/s] real
+        ──▶ symbols [B,N] complex, channel-major, N = min(budget cap(H, W), C·Hp/s·Wp/s)
+    channel (power normalised per image there, y = h x + n, zero-forcing by default) ──▶ y [B,N]
+    y ──zero-fill──▶ [B,2C,Hp/s,Wp/s] (the y planes of semsim.codec.received_planes)
+      ──decoder(·, snr)──▶ image [B,3,Hp,Wp] in [0,1] (sigmoid) ──crop──▶ [B,3,H,W]
+
+Deep JSCC's encoder is five convolutions with PReLU (strides 2, 2, 1, 1, 1: latent stride 4, as in
+the paper), its decoder five transposed convolutions with PReLU and a sigmoid output; it does not
+see the SNR. Presets live in ``reconstruction_presets.yaml``; ``docs/baselines.md`` says where each
+method follows its paper and where it deviates.
+
+Example::
+
+    >>> import torch
+    >>> from semsim.codec import Budget
+    >>> from semsim.channels import build_channel
+    >>> codec = DeepJSCC(Budget("cbr", 1 / 16), preset="paper").eval()
+    >>> with torch.no_grad():
+    ...     t = codec.transmit(torch.rand(1, 3, 40, 56), build_channel("awgn"), torch.tensor([10.0]))
+    >>> t.output.shape, t.channel_uses
+    (torch.Size([1, 3, 40, 56]), [420])
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semsim.codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_planes,
+                          training_symbol_count)
+from semsim.errors import ConfigError
+from semsim.registry import register
+from semsim.semantic.source_kb import pad_to_multiple
+
+PRESETS_FILE = Path(__file__).with_name("reconstruction_presets.yaml")
+#: the SNR in dB is divided by this before it conditions a network (the scale of semsim's SNR plane)
+SNR_SCALE_DB = 20.0
+
+
+def snr_vector(snr_db: float | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
+    """``snr_db`` (a number or ``[B]``) as a ``[B]`` float32 tensor on ``device``."""
+    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device).reshape(-1)
+    return snr.expand(batch) if snr.numel() == 1 else snr
+
+
+class NeuralJSCC(LearnedCodec):
+    """A learned analog JSCC baseline for reconstruction: what Deep JSCC, ADJSCC and WITT share.
+
+    A subclass sets ``method`` (its registry name and key in the presets file) and ``label``, and
+    implements :meth:`_build`, which sets ``self.encoder`` (``(x [B,3,Hp,Wp], snr_db [B]) → z
+    [B,2C,Hp/s,Wp/s]``), ``self.decoder`` (``(y [B,2C,Hp/s,Wp/s], snr_db [B]) → [B,3,Hp,Wp]`` in
+    [0, 1]) and ``self.stride`` (``s``).
+
+    The receiver uses only the zero-filled ``y`` planes of :func:`semsim.codec.received_planes`
+    (the equalised ``y / h`` on fading channels with the default ``equalize: true``) and, where the
+    method's paper feeds it, the average SNR; no ``h``, mask or noise planes, as in the papers.
+
+    :param budget: channel-use cap per image.
+    :param preset: ``"small"`` or ``"paper"`` (``reconstruction_presets.yaml``).
+    :param weights: a ``.safetensors`` file written by ``semsim train`` (checked against the preset).
+    :param meta: build on PyTorch's meta device (parameter counting only; nothing is allocated).
+    """
+
+    task = Task.RECONSTRUCTION
+    presets_file = PRESETS_FILE
+
+    def __init__(self, budget: Budget, preset: str = "small", weights: str | None = None, meta: bool = False):
+        super().__init__(budget, preset=preset, weights=weights, meta=meta)
+
+    # --- contract -------------------------------------------------------------------------------
+    @property
+    def channels(self) -> int:
+        """Complex symbols per latent position."""
+        return int(self.cfg["channels"])
+
+    def latent_grid(self, height: int, width: int) -> tuple[int, int]:
+        """The latent grid ``(Hp/s, Wp/s)`` of an ``height x width`` image."""
+        return math.ceil(height / self.stride), math.ceil(width / self.stride)
+
+    def symbol_count(self, height: int, width: int) -> int:
+        """Complex symbols sent for an ``height x width`` image: ``min(cap, C * Hp/s * Wp/s)``, the cap
+        taken at the original size (padding never raises it)."""
+        gh, gw = self.latent_grid(height, width)
+        return min(self.budget.channel_uses(height, width), self.channels * gh * gw)
+
+    def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+        snr = snr_vector(snr_db, images.shape[0], images.device)
+        return self._encode(images, snr, self.symbol_count(*images.shape[-2:]))
+
+    def decode(self, received, info, snr_db, image_size):
+        return self._decode(received, info, snr_vector(snr_db, received.shape[0], received.device), image_size)
+
+    # --- the pieces -----------------------------------------------------------------------------
+    def _encode(self, images: torch.Tensor, snr_db: torch.Tensor, n: int) -> torch.Tensor:
+        """``[B, 3, H, W]`` in [0, 1] → ``[B, n]`` complex64, the first ``n`` latent symbols."""
+        x, _ = pad_to_multiple(images, self.stride)
+        return latent_to_symbols(self.encoder(x, snr_db), n)
+
+    def _decode(self, received: torch.Tensor, info, snr_db: torch.Tensor, image_size) -> torch.Tensor:
+        height, width = image_size
+        gh, gw = self.latent_grid(height, width)
+        y = received_planes(received, info, snr_db, self.channels, gh, gw)[:, : 2 * self.channels]
+        return self.decoder(y, snr_db)[..., :height, :width]
+
+    # --- training -------------------------------------------------------------------------------
+    def training_step(self, task, images, labels, channel, snr_db):
+        """One pass through ``channel``; the loss is the MSE on the [0, 1] pixel scale (the papers').
+
+        The symbol count follows :func:`semsim.codec.training_symbol_count`, like every learned codec.
+        """
+        if Task(task) is not Task.RECONSTRUCTION:
+            raise ConfigError(f"method {self.method!r} trains reconstruction only, not {Task(task).value!r}")
+        b, _, height, width = images.shape
+        snr = snr_vector(snr_db, b, images.device)
+        n = training_symbol_count(self.symbol_count(height, width))
+        y, info = channel(self._encode(images, snr, n), snr)
+        out = self._decode(y, info, snr, (height, width))
+        return F.mse_loss(out, images), out.detach()
+
+
+def init_conv(m: nn.Module) -> None:
+    """He initialisation for PReLU at its initial slope 0.25 (He et al., 2015), zero biases: the
+    papers name none, and PyTorch's default scale shrinks the signal through five layers (slower
+    early training)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.kaiming_normal_(m.weight, a=0.25)
+        nn.init.zeros_(m.bias)
+
+
+def _check_strides(strides: list[int]) -> int:
+    if len(strides) != 5 or any(s not in (1, 2) for s in strides):
+        raise ConfigError(f"strides must be five values of 1 or 2, got {strides!r}")
+    return math.prod(strides)
+
+
+def conv(cin: int, cout: int, kernel_size: int, stride: int) -> nn.Conv2d:
+    """``kernel_size`` 'same' convolution; ``stride`` 2 halves an even size exactly."""
+    return nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def deconv(cin: int, cout: int, kernel_size: int, stride: int) -> nn.ConvTranspose2d:
+    """Transposed convolution; ``stride`` 2 doubles the size exactly."""
+    return nn.ConvTranspose2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2,
+                              output_padding=stride - 1)
+
+
+class DeepJSCCEncoder(nn.Module):
+    """Five convolutions, each followed by a per-channel PReLU (the last one too, as in the paper).
+
+    :input x: ``[B, 3, Hp, Wp]`` float in [0, 1], ``Hp, Wp`` multiples of ``prod(strides)``.
+    :output: ``[B, 2*channels, Hp/s, Wp/s]`` float (any scale; the channel normalises power).
+    """
+
+    def __init__(self, widths: list[int], strides: list[int], kernel_size: int, channels: int):
+        super().__init__()
+        dims = [3, *widths, 2 * channels]
+        layers = []
+        for cin, cout, s in zip(dims[:-1], dims[1:], strides):
+            layers += [conv(cin, cout, kernel_size, s), nn.PReLU(cout)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, snr_db: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)
+
+
+class DeepJSCCDecoder(nn.Module):
+    """Five transposed convolutions mirroring the encoder: PReLU after the first four, a sigmoid last.
+
+    :input y: ``[B, 2*channels, h, w]`` the zero-filled received symbols (real, imaginary planes).
+    :output: ``[B, 3, h*s, w*s]`` float in [0, 1].
+    """
+
+    def __init__(self, widths: list[int], strides: list[int], kernel_size: int, channels: int):
+        super().__init__()
+        dims = [2 * channels, *reversed(widths), 3]
+        layers = []
+        for i, (cin, cout, s) in enumerate(zip(dims[:-1], dims[1:], reversed(strides))):
+            layers += [deconv(cin, cout, kernel_size, s), nn.PReLU(cout) if i < 4 else nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, y: torch.Tensor, snr_db: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(y)
+
+
+@register("codec", "deepjscc")
+class DeepJSCC(NeuralJSCC):
+    """Deep JSCC (Bourtsoulatze et al., 2019): a convolutional autoencoder trained through the channel.
+
+    :param budget: channel-use cap per image.
+    :param preset: ``"small"`` (widened to the paper system's size) or ``"paper"`` (the paper's widths).
+    :param weights: a ``.safetensors`` file written by ``semsim train``.
+    :param meta: build on PyTorch's meta device.
+    """
+
+    method = "deepjscc"
+    label = "Deep JSCC"
+    cost_s_per_mpixel = 3.5
+
+    def _build(self, cfg: dict[str, Any]) -> None:
+        self.stride = _check_strides(cfg["strides"])
+        args = (cfg["widths"], cfg["strides"], cfg["kernel_size"], cfg["channels"])
+        self.encoder = DeepJSCCEncoder(*args)
+        self.decoder = DeepJSCCDecoder(*args)
+        self.apply(init_conv)
+
+
+__all__ = ["DeepJSCC", "DeepJSCCEncoder", "DeepJSCCDecoder", "NeuralJSCC",
+           "snr_vector", "SNR_SCALE_DB"]

@@ -1,0 +1,782 @@
+"""``semsim train``: one training loop for every learned codec.
+
+A ``kind: train`` scenario (schema in :mod:`semsim.scenario`) names one or more trainable codecs,
+one budget, one channel and an SNR range. Each method is trained in turn on identical draws::
+
+    for step k = start+1 … steps:
+        for task in codec.tasks:                       # one batch per task
+            images, labels ← batch_size random crops (reflect-padded when an image is smaller)
+            snr_db        ← uniform in [low, high], one per image
+        seed_everything(noise seed of step k)          # the channel's noise, dropout, time steps …
+        loss = Σ_task codec.training_step(task, images, labels, channel, snr_db)[0]
+        backward; clip the gradient norm; AdamW step (skipped if the gradient is not finite)
+        lr = lr_max · min(1, k / warmup_steps)
+
+Determinism and resume: what step ``k`` draws (images, crop offsets, SNRs, the noise seed) is a
+function of ``(scenario seed, k, task)`` only (:func:`~semsim.config.derive_seed`), so every method
+of a scenario sees the same batches (common random numbers); the initial weights are a function
+of ``(scenario seed, method)``. A checkpoint holds the fp32 weights and the full optimiser state,
+so a run stopped at step ``k`` (``--max-minutes``, Ctrl-C, SIGTERM) and resumed from its
+checkpoint ends with the same weights as an uninterrupted run. Rows of ``curve.csv`` and
+``validation.csv`` beyond the checkpoint step are dropped on resume, so the files read as if the run
+had never stopped.
+
+Output per method, in ``<output>/<method>/``::
+
+    checkpoint.safetensors   fp32 weights, step, settings (written every checkpoint_every steps,
+    optimizer.safetensors    at the end and when stopped; both renamed into place together)
+    curve.csv                step, per-task losses, loss, training PSNR / mIoU, lr, grad norm, wall s
+    validation.csv           step, snr_db, PSNR and mIoU on the validation set via codec.transmit
+    curve.png                loss (log) and validation PSNR / mIoU against the step
+    <method>.safetensors     the final weights in bf16, with provenance (train_channel, SNR range,
+                             budget, steps, data, seed, device, wall time, git commit, version)
+
+and ``<output>/curves.png`` (the loss curves of all methods on shared axes) when there are several.
+A method whose final weights exist for the requested number of steps is skipped on a rerun.
+
+Multi-GPU: launched by ``torchrun`` (``WORLD_SIZE > 1``) the loop initialises the process group
+(NCCL on CUDA, each rank on ``cuda:LOCAL_RANK``; Gloo on the CPU), wraps a small module whose
+``forward`` runs ``codec.training_step`` for every task in ``DistributedDataParallel`` (DDP only
+hooks ``forward``), and gives each rank ``batch_size / WORLD_SIZE`` images per task drawn with
+rank-dependent seeds; gradients are averaged by DDP. Only rank 0 validates and writes files::
+
+    torchrun --nproc_per_node 4 -m semsim train scenarios/train_semantic_small.yaml --device cuda
+
+Example (Python)::
+
+    from semsim.train import train
+    paths = train("scenarios/train_semantic_small.yaml", max_minutes=40)   # {method: weights path}
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import registry
+from .codec import Task
+from .config import derive_seed, seed_everything, set_device
+from .errors import ConfigError
+from .metrics import miou_from_confusion, psnr
+from .runner import _atomic_write, _fmt, _git_commit
+from .scenario import Scenario, build_train_codec, load_scenario, spec_label
+from .weights import load_optimizer, load_weights, read_meta, save_optimizer, save_weights
+
+CURVE_COLUMNS = ("step", "loss_reconstruction", "loss_segmentation", "loss", "psnr", "miou", "lr", "grad_norm",
+                 "wall_seconds")
+VALIDATION_COLUMNS = ("step", "snr_db", "psnr", "miou", "wall_seconds")
+CHECKPOINT, OPTIMIZER, CURVE, VALIDATION, PLOT = ("checkpoint.safetensors", "optimizer.safetensors", "curve.csv",
+                                                   "validation.csv", "curve.png")
+
+
+@dataclass
+class Stopped:
+    """Where a run stopped early (time limit or signal)."""
+
+    method: str
+    step: int
+    steps: int
+    minutes: float
+
+    def message(self) -> str:
+        where = f"at step {self.step} of {self.steps}" if self.step else "before its first step"
+        return f"{self.method}: stopped {where} after {self.minutes:.1f} min; rerun the same command to resume"
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices outside ``[0, size)`` mirrored back in (reflection without repeating the edge)."""
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    index = index.abs() % period
+    return torch.where(index >= size, period - index, index)
+
+
+def _window(size: int, crop: int, u: float) -> torch.Tensor:
+    """``crop`` indices into an axis of ``size``: a window at relative offset ``u`` in [0, 1), or,
+    for a shorter axis, the whole axis at a random place inside a reflect-padded window."""
+    if size >= crop:
+        start = min(int(u * (size - crop + 1)), size - crop)
+        return torch.arange(start, start + crop)
+    before = min(int(u * (crop - size + 1)), crop - size)
+    return _reflect(torch.arange(-before, crop - before), size)
+
+
+class ImagePool:
+    """The training images of one task: the union of some datasets, decoded on first use and kept
+    in memory as ``uint8`` (labels as ``uint8`` when they fit).
+
+    :param specs: dataset specs (registry ``"dataset"``).
+    """
+
+    def __init__(self, specs: list[dict[str, Any]]):
+        self.datasets = [registry.build("dataset", s) for s in specs]
+        self.index = [(d, i) for d, ds in enumerate(self.datasets) for i in range(len(ds))]
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def get(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Sample ``k``: ``[3, H, W]`` uint8 and ``[H, W]`` integer labels or ``None``."""
+        if k not in self._cache:
+            d, i = self.index[k]
+            s = self.datasets[d][i]
+            image = (s.image * 255).round_().clamp_(0, 255).to(torch.uint8)
+            label = s.label
+            if label is not None:
+                small = label.numel() == 0 or (int(label.min()) >= 0 and int(label.max()) <= 255)
+                label = label.to(torch.uint8 if small else torch.int32)
+            self._cache[k] = (image, label)
+        return self._cache[k]
+
+    def draw(self, gen: torch.Generator, batch: int, crop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``batch`` random ``crop x crop`` windows of random images: ``[B, 3, c, c]`` uint8 and
+        ``[B, c, c]`` int64 labels (or ``None``). Draws a fixed amount from ``gen``."""
+        picks = torch.randint(len(self), (batch,), generator=gen).tolist()
+        offsets = torch.rand(batch, 2, generator=gen, dtype=torch.float64).tolist()
+        images, labels = [], []
+        for k, (u, v) in zip(picks, offsets):
+            image, label = self.get(k)
+            rows, cols = _window(image.shape[1], crop, u), _window(image.shape[2], crop, v)
+            images.append(image[:, rows][:, :, cols])
+            if label is not None:
+                labels.append(label[rows][:, cols].long())
+        return torch.stack(images), (torch.stack(labels) if labels else None)
+
+
+# --- distributed --------------------------------------------------------------------------------
+
+@dataclass
+class _Dist:
+    """This process's place in a ``torchrun`` launch (rank 0 of 1 when launched alone)."""
+
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False
+
+    @classmethod
+    def setup(cls, device: str) -> tuple["_Dist", str]:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls(), device
+        import torch.distributed as td
+
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.startswith("cuda"):
+            device = set_device(f"cuda:{local}")
+            torch.cuda.set_device(local)
+        owns = not td.is_initialized()
+        if owns:
+            td.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        return cls(td.get_rank(), td.get_world_size(), owns), device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def any(self, flag: bool, device: str) -> bool:
+        """True on every rank if ``flag`` is true on some rank."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as td
+
+        t = torch.tensor([float(flag)], device=device)
+        td.all_reduce(t, op=td.ReduceOp.MAX)
+        return bool(t.item())
+
+    def mean(self, values: list[float], device: str) -> list[float]:
+        if self.world == 1:
+            return values
+        import torch.distributed as td
+
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        td.all_reduce(t)
+        return (t / self.world).tolist()
+
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            import torch.distributed as td
+
+            td.all_reduce(t)
+        return t
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as td
+
+            td.barrier()
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as td
+
+            td.destroy_process_group()
+
+
+class _TrainStep(torch.nn.Module):
+    """``forward`` = one ``training_step`` per task; the module DDP wraps (it hooks ``forward``)."""
+
+    def __init__(self, codec):
+        super().__init__()
+        self.codec = codec
+
+    def forward(self, batches: dict[Task, tuple], channel):
+        losses, outputs = {}, {}
+        for task, (images, labels, snr_db) in batches.items():
+            losses[task], outputs[task] = self.codec.training_step(task, images, labels, channel, snr_db)
+        return sum(losses.values()), losses, outputs
+
+
+# --- files --------------------------------------------------------------------------------------
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of one of our CSVs; a torn last line (killed while appending) is dropped."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = csv.DictReader(text.splitlines())
+    return [r for r in rows if None not in r and None not in r.values()]
+
+
+def _rows_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    lines = [",".join(columns)] + [",".join(_fmt(r.get(c)) for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _append(path: Path, row: dict[str, Any], columns: tuple[str, ...]) -> None:
+    with open(path, "a", newline="") as f:
+        f.write(",".join(_fmt(row.get(c)) for c in columns) + "\n")
+
+
+def _num(value: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _save_png(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def plot_curves(folder: Path) -> Path:
+    """``curve.png`` of one method's folder: loss (log scale) and validation PSNR / mIoU per SNR."""
+    from matplotlib.figure import Figure
+
+    curve = _read_rows(folder / CURVE)
+    val = _read_rows(folder / VALIDATION)
+    has_seg = any(not math.isnan(_num(r["miou"])) for r in val + curve)
+    has_rec = any(not math.isnan(_num(r["psnr"])) for r in val + curve)
+    panels = 1 + has_rec + has_seg
+    fig = Figure(figsize=(4.6 * panels, 3.6))
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    steps = [_num(r["step"]) for r in curve]
+    for col, name in (("loss", "total"), ("loss_reconstruction", "reconstruction"),
+                      ("loss_segmentation", "segmentation")):
+        ys = [_num(r[col]) for r in curve]
+        if any(not math.isnan(y) for y in ys) and (col == "loss" or has_rec + has_seg > 1):
+            axes[0].plot(steps, ys, lw=0.8 if col == "loss" else 0.6, label=name)
+    _log_if_positive(axes[0], [_num(r["loss"]) for r in curve])
+    axes[0].set(xlabel="step", ylabel="training loss", title=folder.name)
+    axes[0].legend(fontsize=7)
+    snrs = sorted({_num(r["snr_db"]) for r in val})
+    for ax, metric, ylabel, show in ((axes[1] if has_rec else None, "psnr", "validation PSNR (dB)", has_rec),
+                                     (axes[-1] if has_seg else None, "miou", "validation mIoU", has_seg)):
+        if not show:
+            continue
+        for snr in snrs:
+            pts = [(_num(r["step"]), _num(r[metric])) for r in val if _num(r["snr_db"]) == snr]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{snr:g} dB")
+        ax.set(xlabel="step", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        if snrs:
+            ax.legend(fontsize=7, title="SNR", title_fontsize=7)
+    axes[0].grid(alpha=0.3)
+    path = folder / PLOT
+    _save_png(fig, path)
+    return path
+
+
+def _log_if_positive(ax, values: list[float]) -> None:
+    finite = [v for v in values if not math.isnan(v)]
+    if finite and min(finite) > 0:
+        ax.set_yscale("log")
+
+
+def plot_methods(out: Path, names: list[str]) -> Path:
+    """``curves.png``: the training loss of each method, side by side on shared axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(names), 3.4))
+    axes = fig.subplots(1, len(names), sharex=True, sharey=True, squeeze=False)[0]
+    every = []
+    for ax, name in zip(axes, names):
+        rows = _read_rows(out / name / CURVE)
+        ys = [_num(r["loss"]) for r in rows]
+        every += ys
+        ax.plot([_num(r["step"]) for r in rows], ys, lw=0.8)
+        ax.set(title=name, xlabel="step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("training loss")
+    _log_if_positive(axes[0], every)
+    path = out / "curves.png"
+    _save_png(fig, path)
+    return path
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("semsim")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+# --- the trainer --------------------------------------------------------------------------------
+
+class Trainer:
+    """Trains every method of a ``kind: train`` scenario. See the module docstring.
+
+    :param scenario: a path, a parsed mapping or a :class:`~semsim.scenario.Scenario`.
+    :param output: output folder (default: the scenario's ``output``).
+    :param device: ``"cpu"`` / ``"cuda"``, overriding the scenario's.
+    :param fresh: delete earlier checkpoints, curves and weights of these methods first.
+    :param max_minutes: stop after the step that passes this wall time (counted from :meth:`run`),
+        writing a checkpoint; ``0`` stops after one step.
+    :param steps: overrides the scenario's ``steps``.
+    :param progress: show a tqdm bar per method.
+    :param stop_at_step: stop (as ``max_minutes`` does) once this step is done: a scripted chunk.
+    """
+
+    def __init__(self, scenario: Scenario | str | Path | dict[str, Any], output: str | Path | None = None,
+                 device: str | None = None, fresh: bool = False, max_minutes: float | None = None,
+                 steps: int | None = None, progress: bool = True, stop_at_step: int | None = None):
+        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if sc.kind != "train" or sc.train is None:
+            raise ConfigError(f"scenario {sc.name!r} is of kind {sc.kind!r}; `semsim train` needs kind: train "
+                              f"(use `semsim run` for it)")
+        for value, what in ((steps, "steps"), (stop_at_step, "stop_at_step")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+        if max_minutes is not None and not max_minutes >= 0:
+            raise ConfigError(f"max_minutes must be >= 0, got {max_minutes!r}")
+        self.sc, self.st = sc, sc.train
+        self.steps = steps or self.st.steps
+        self.out = Path(output) if output is not None else sc.output
+        self.fresh, self.max_minutes, self.progress, self.stop_at_step = fresh, max_minutes, progress, stop_at_step
+        self.dist, self.device = _Dist.setup(set_device(device or sc.device))
+        if self.st.precision == "bf16" and not self.device.startswith("cuda"):
+            raise ConfigError("precision bf16 (autocast) needs device cuda; use precision fp32 on the CPU")
+        if sc.batch_size % self.dist.world:
+            raise ConfigError(f"batch_size {sc.batch_size} must be divisible by the {self.dist.world} ranks")
+        self.share = sc.batch_size // self.dist.world
+        self.stopped: Stopped | None = None
+        self._pools: dict[Task, ImagePool] = {}
+        self._val_batches: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        self._signal = False
+        self._steps_done = 0
+
+    # --- data -----------------------------------------------------------------------------------
+    def _pool(self, task: Task) -> ImagePool:
+        if task not in self._pools:
+            self._pools[task] = ImagePool(self.st.data[task.value])
+        return self._pools[task]
+
+    def _draw(self, tasks: tuple[Task, ...], k: int) -> dict[Task, tuple]:
+        """Step ``k``'s batch of each task: ``(images [b,3,c,c] float, labels [b,c,c] int64 | None,
+        snr_db [b] float32)`` on the device; the same for every method (common random numbers)."""
+        low, high = self.st.snr_db
+        batches = {}
+        for task in tasks:
+            gen = torch.Generator().manual_seed(self._seed("step", k, task.value))
+            images, labels = self._pool(task).draw(gen, self.share, self.st.crop)
+            snr = low + (high - low) * torch.rand(self.share, generator=gen)
+            images = images.to(self.device, non_blocking=True).float().div_(255)
+            if task is Task.SEGMENTATION:
+                labels = labels.to(self.device, non_blocking=True)
+            else:
+                labels = None
+            batches[task] = (images, labels, snr.to(self.device))
+        return batches
+
+    def _validation_batches(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        from .data import batches_by_size, stack
+
+        if self._val_batches is None:
+            ds = registry.build("dataset", self.st.validation_data)
+            self._val_batches = [stack(b)[:2] for b in batches_by_size(ds, self.sc.batch_size)]
+        return self._val_batches
+
+    # --- settings -------------------------------------------------------------------------------
+    def settings(self, m: int) -> dict[str, Any]:
+        """What fixes method ``m``'s training trajectory (all but the number of steps); a checkpoint
+        made with other settings is not resumed."""
+        st = self.st
+        return {"seed": self.sc.seed, "method": self.sc.methods[m], "budget": self.sc.budgets[0].label,
+                "channel": spec_label(self.sc.channels[0]), "snr_db": list(st.snr_db),
+                "batch_size": self.sc.batch_size, "crop": st.crop, "data": st.data, "optimizer": st.optimizer,
+                "world_size": self.dist.world}
+
+    def _seed(self, *key: object) -> int:
+        """A seed from the scenario seed and ``key``, and this rank's place under ``torchrun``."""
+        if self.dist.world > 1:
+            key += (f"rank{self.dist.rank}of{self.dist.world}",)
+        return derive_seed(self.sc.seed, *key)
+
+    def _autocast(self):
+        if self.st.precision == "bf16":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    # --- the run --------------------------------------------------------------------------------
+    def run(self) -> dict[str, Path]:
+        """Train every method; returns name → final weights (or checkpoint, if stopped early)."""
+        self.t0 = time.perf_counter()
+        result: dict[str, Path] = {}
+        try:
+            with self._signals():
+                if self.fresh and self.dist.main:
+                    for name in self.st.names:
+                        for f in (CHECKPOINT, OPTIMIZER, CURVE, VALIDATION, PLOT, f"{name}.safetensors"):
+                            (self.out / name / f).unlink(missing_ok=True)
+                    (self.out / "curves.png").unlink(missing_ok=True)
+                self.dist.barrier()
+                points = self.sc.points()
+                for m, name in enumerate(self.st.names):
+                    path = self._train_method(m, points[m].seed)
+                    if path is not None:
+                        result[name] = path
+                    if self.stopped is not None:
+                        break
+                if len(self.st.names) > 1 and self.dist.main:
+                    plot_methods(self.out, [n for n in self.st.names if (self.out / n / CURVE).is_file()])
+                if self._signal:
+                    raise KeyboardInterrupt
+        finally:
+            self.dist.close()
+        return result
+
+    @contextmanager
+    def _signals(self):
+        """Ctrl-C / SIGTERM: finish the step, write a checkpoint, then raise KeyboardInterrupt.
+        A second Ctrl-C interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._signal and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._signal = True
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _minutes(self) -> float:
+        return (time.perf_counter() - self.t0) / 60
+
+    def _out_of_time(self) -> bool:
+        return self.max_minutes is not None and self._minutes() >= self.max_minutes
+
+    def _train_method(self, m: int, method_seed: int) -> Path | None:
+        from tqdm.auto import tqdm
+
+        name, spec, st = self.st.names[m], self.sc.methods[m], self.st
+        folder = self.out / name
+        final, ckpt, optp = folder / f"{name}.safetensors", folder / CHECKPOINT, folder / OPTIMIZER
+        settings = self.settings(m)
+        if final.is_file():
+            meta = read_meta(final)
+            if meta.get("step") == self.steps:
+                if meta.get("settings") != _jsonable(settings):
+                    raise ConfigError(f"{final} was trained with other settings "
+                                      f"({_diff(meta.get('settings'), settings)}); rerun with --fresh to retrain")
+                return final
+        if self.dist.any(self._steps_done > 0 and self._out_of_time() or self._signal, self.device):
+            self.stopped = Stopped(name, 0, self.steps, self._minutes())
+            return ckpt if ckpt.is_file() else None
+
+        seed_everything(derive_seed(method_seed, "init"))  # the initial weights
+        codec = build_train_codec(spec, self.sc.budgets[0], st).to(self.device)
+        channel = registry.build("channel", self.sc.channels[0])
+        params = [p for p in codec.parameters() if p.requires_grad]
+        opt_cfg = st.optimizer
+        optimizer = torch.optim.AdamW(params, lr=opt_cfg["lr"], betas=tuple(opt_cfg["betas"]),
+                                      weight_decay=opt_cfg["weight_decay"])
+        start, wall0 = 0, 0.0
+        if ckpt.is_file():
+            meta = load_weights(codec, ckpt)
+            if meta.get("settings") != _jsonable(settings):
+                raise ConfigError(f"checkpoint {ckpt} was made with other settings "
+                                  f"({_diff(meta.get('settings'), settings)}); rerun with --fresh to start over")
+            opt_meta = load_optimizer(optimizer, optp)
+            start, wall0 = int(meta["step"]), float(meta.get("wall_seconds", 0.0))
+            if opt_meta.get("step") != start:
+                raise ConfigError(f"{ckpt} (step {start}) and {optp} (step {opt_meta.get('step')}) do not match: "
+                                  f"the previous run was killed while writing them; rerun with --fresh")
+            if start > self.steps:
+                raise ConfigError(f"checkpoint {ckpt} is at step {start}, beyond steps={self.steps}; "
+                                  f"ask for more steps or rerun with --fresh")
+        # rows beyond the checkpoint step go (they are recomputed identically)
+        curve = [r for r in _read_rows(folder / CURVE) if start and _num(r["step"]) <= start]
+        val = [r for r in _read_rows(folder / VALIDATION) if start and _num(r["step"]) <= start]
+        last_val = max((int(_num(r["step"])) for r in val), default=-1)
+        self.dist.barrier()  # every rank has read the files before rank 0 rewrites them
+        if self.dist.main:
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(folder / CURVE, _rows_text(curve, CURVE_COLUMNS))
+            _atomic_write(folder / VALIDATION, _rows_text(val, VALIDATION_COLUMNS))
+
+        model = _TrainStep(codec)
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(model, device_ids=[int(self.device.split(":")[1])]
+                                            if self.device.startswith("cuda") else None,
+                                            find_unused_parameters=True)
+        t_chunk = time.perf_counter()
+
+        def wall() -> float:
+            return wall0 + time.perf_counter() - t_chunk
+
+        def validate(k: int) -> None:
+            if self.dist.main:
+                for row in self.validate(codec, channel):
+                    _append(folder / VALIDATION, dict(row, step=k, wall_seconds=wall()), VALIDATION_COLUMNS)
+            self.dist.barrier()
+
+        def checkpoint(k: int) -> None:
+            if self.dist.main:
+                meta = {"kind": "checkpoint", "step": k, "steps": self.steps, "wall_seconds": wall(),
+                        "settings": settings, "train_channel": spec_label(self.sc.channels[0])}
+                tmp_w, tmp_o = folder / f".{CHECKPOINT}.new", folder / f".{OPTIMIZER}.new"
+                save_weights(codec, tmp_w, meta, dtype=torch.float32)
+                save_optimizer(optimizer, tmp_o, {"step": k})
+                os.replace(tmp_o, optp)  # the two renames follow each other at once; a mismatch is caught on resume
+                os.replace(tmp_w, ckpt)
+                plot_curves(folder)
+            self.dist.barrier()
+
+        if start == 0:
+            validate(0)
+        codec.train()
+        bar = tqdm(total=self.steps, initial=start, desc=name, unit="step", dynamic_ncols=True,
+                   disable=not self.progress or not self.dist.main)
+        seg_cm = (st.num_classes, st.ignore_index)
+        clip = opt_cfg["clip_grad_norm"] or math.inf
+        skipped = 0
+        k = start
+        for k in range(start + 1, self.steps + 1):
+            lr = opt_cfg["lr"] * (min(1.0, k / opt_cfg["warmup_steps"]) if opt_cfg["warmup_steps"] else 1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batches = self._draw(tuple(codec.tasks), k)
+            seed_everything(self._seed("noise", k))
+            optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                total, losses, outputs = model(batches, channel)
+            total.backward()
+            self._steps_done += 1
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            if math.isfinite(grad_norm):
+                optimizer.step()
+            else:
+                skipped += 1
+            if k % st.log_every == 0 or k == self.steps:
+                row = self._log_row(k, total, losses, outputs, batches, seg_cm, lr, grad_norm, wall())
+                if self.dist.main:
+                    _append(folder / CURVE, row, CURVE_COLUMNS)
+                post = {"loss": f"{row['loss']:.4g}"}
+                if not math.isnan(row["psnr"]):
+                    post["psnr"] = f"{row['psnr']:.2f}"
+                if not math.isnan(row["miou"]):
+                    post["miou"] = f"{row['miou']:.3f}"
+                if skipped:
+                    post["skipped"] = skipped
+                bar.set_postfix(post, refresh=False)
+            bar.update(1)
+            if k % st.validation_every == 0 or k == self.steps:
+                codec.eval()
+                validate(k)
+                codec.train()
+            stop = self.dist.any(self._out_of_time() or self._signal or k == self.stop_at_step, self.device)
+            if k % st.checkpoint_every == 0 or k == self.steps or stop:
+                checkpoint(k)
+            if stop and k < self.steps:
+                bar.close()
+                self.stopped = Stopped(name, k, self.steps, self._minutes())
+                return ckpt
+        bar.close()
+        if start == self.steps and last_val < self.steps:  # resumed a finished checkpoint, final weights missing
+            codec.eval()
+            validate(self.steps)
+        if self.dist.main:
+            save_weights(codec, final, self.provenance(m, wall()), dtype=torch.bfloat16)
+        self.dist.barrier()
+        return final
+
+    def provenance(self, m: int, wall_seconds: float) -> dict[str, Any]:
+        """The metadata of method ``m``'s final weights (``save_weights`` adds config and label)."""
+        st, spec = self.st, self.sc.methods[m]
+        return {"method": spec["name"], "spec": spec, "train_channel": spec_label(self.sc.channels[0]),
+                "train_snr_db": list(st.snr_db), "budget": self.sc.budgets[0].label, "steps": self.steps,
+                "step": self.steps, "batch_size": self.sc.batch_size, "crop": st.crop, "seed": self.sc.seed,
+                "data": {t: [spec_label(s) for s in specs] for t, specs in st.data.items()},
+                "validation_data": spec_label(st.validation_data), "optimizer": st.optimizer,
+                "precision": st.precision, "device": self.device, "world_size": self.dist.world,
+                "wall_seconds": wall_seconds, "git_commit": _commit(), "semsim_version": _version(),
+                "scenario": self.sc.name, "settings": self.settings(m)}
+
+    def _log_row(self, k, total, losses, outputs, batches, seg_cm, lr, grad_norm, wall_seconds) -> dict[str, Any]:
+        nan = math.nan
+        values = [float(total.detach()), *(float(losses[t].detach()) if t in losses else nan for t in Task)]
+        if Task.RECONSTRUCTION in outputs:
+            images = batches[Task.RECONSTRUCTION][0]
+            values.append(float(psnr(images, outputs[Task.RECONSTRUCTION].detach().float()).mean()))
+        else:
+            values.append(nan)
+        values = self.dist.mean(values, self.device)
+        miou = nan
+        if Task.SEGMENTATION in outputs:
+            cm = _confusion(outputs[Task.SEGMENTATION].detach(), batches[Task.SEGMENTATION][1], *seg_cm)
+            miou = miou_from_confusion(self.dist.sum_(cm.to(self.device)).cpu())
+        loss, loss_rec, loss_seg, train_psnr = values
+        return {"step": k, "loss_reconstruction": loss_rec, "loss_segmentation": loss_seg, "loss": loss,
+                "psnr": train_psnr, "miou": miou, "lr": lr, "grad_norm": grad_norm, "wall_seconds": wall_seconds}
+
+    @torch.no_grad()
+    def validate(self, codec, channel) -> list[dict[str, Any]]:
+        """PSNR (reconstruction) and mIoU (segmentation) on the validation set at each validation
+        SNR, through ``codec.transmit`` in eval mode; the channel noise is the same at every call."""
+        was_training = codec.training
+        codec.eval()
+        rows = []
+        for snr_db in self.st.validation_snr_db:
+            row = {"snr_db": snr_db, "psnr": math.nan, "miou": math.nan}
+            for task in codec.tasks:
+                seed_everything(derive_seed(self.sc.seed, "validation", task.value, snr_db))
+                seg = task is Task.SEGMENTATION
+                cm, scores = 0, []
+                for images, labels in self._validation_batches():
+                    images = images.to(self.device)
+                    snr = torch.full((images.shape[0],), snr_db, device=self.device)
+                    with self._autocast():
+                        out = _task_output(codec, task, images, labels, channel, snr)
+                    if seg:
+                        cm = cm + _confusion(out, labels, self.st.num_classes, self.st.ignore_index)
+                    else:
+                        scores += psnr(images, out.float()).cpu().tolist()
+                if seg:
+                    row["miou"] = miou_from_confusion(cm)
+                else:
+                    row["psnr"] = sum(scores) / len(scores)
+            rows.append(row)
+        codec.train(was_training)
+        return rows
+
+
+def _confusion(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int | None) -> torch.Tensor:
+    """``[C, C]`` confusion counts (rows truth) of ``[B, C, H, W]`` logits against ``[B, H, W]`` labels.
+
+    The functional form of :class:`semsim.metrics.ConfusionMatrix`: the metric object would gather
+    across processes on its own under ``torchrun`` (and hang when only rank 0 validates), while
+    here ranks are reduced explicitly.
+    """
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    return multiclass_confusion_matrix(logits.argmax(1).cpu(), labels.cpu(), num_classes, ignore_index=ignore_index)
+
+
+def _task_output(codec, task: Task, images, labels, channel, snr_db) -> torch.Tensor:
+    """The output of ``codec`` for ``task`` through ``codec.transmit``.
+
+    A multi-task codec is switched to ``task`` through a ``task`` sweep axis (``with_axes``) or,
+    like the ``semantic`` codec, its ``task`` attribute (set for the call, then restored); one that
+    offers neither is scored on its ``training_step`` output (eval mode, no gradients).
+    """
+    if codec.task is task:
+        return codec.transmit(images, channel, snr_db).output
+    if "task" in codec.axes:
+        return codec.with_axes(task=task.value).transmit(images, channel, snr_db).output
+    if "task" in vars(codec):
+        old = codec.task
+        codec.task = task
+        try:
+            return codec.transmit(images, channel, snr_db).output
+        finally:
+            codec.task = old
+    labels = None if labels is None else labels.to(images.device)
+    return codec.training_step(task, images, labels, channel, snr_db)[1]
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def _diff(saved: dict[str, Any] | None, current: dict[str, Any]) -> str:
+    saved, current = saved or {}, _jsonable(current)
+    keys = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    return "; ".join(f"{k}: was {saved.get(k)!r}, now {current.get(k)!r}" for k in keys) or "unknown"
+
+
+def _commit() -> str:
+    commit = _git_commit()
+    return "" if commit == "unknown" else commit
+
+
+#: a training step (forward, backward, optimiser) costs about this many transmissions of its pixels
+TRAIN_COST_FACTOR = 3.0
+
+
+def estimate_seconds(sc: Scenario) -> float:
+    """A rough training-time estimate on a 2-core CPU from each codec's ``cost_s_per_mpixel``:
+    the training crops (``TRAIN_COST_FACTOR`` x a transmission) plus the validations."""
+    from .data import image_sizes
+
+    st = sc.train
+    val_mpix = sum(h * w for h, w in image_sizes(registry.build("dataset", st.validation_data))) / 1e6
+    validations = st.steps // st.validation_every + 2
+    total = 0.0
+    for spec in sc.methods:
+        codec = build_train_codec(spec, sc.budgets[0], st)
+        tasks, cost = len(codec.tasks), codec.cost_s_per_mpixel
+        total += cost * tasks * (TRAIN_COST_FACTOR * st.steps * sc.batch_size * st.crop ** 2 / 1e6
+                                 + validations * len(st.validation_snr_db) * val_mpix)
+    return total
+
+
+def train(scenario: Scenario | str | Path | dict[str, Any], output: str | Path | None = None,
+          device: str | None = None, fresh: bool = False, max_minutes: float | None = None,
+          steps: int | None = None, progress: bool = True, stop_at_step: int | None = None) -> dict[str, Path]:
+    """Train every method of a ``kind: train`` scenario (see :class:`Trainer` for the arguments).
+
+    :returns: method name (its output folder) → final weights, or its checkpoint when the run
+        stopped early (``max_minutes`` / ``stop_at_step``); rerun the same call to resume.
+    """
+    return Trainer(scenario, output=output, device=device, fresh=fresh, max_minutes=max_minutes, steps=steps,
+                   progress=progress, stop_at_step=stop_at_step).run()

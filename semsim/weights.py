@@ -1,0 +1,298 @@
+"""Weights and optimiser state as safetensors files (never pickle).
+
+A weights file holds a codec's ``state_dict()`` and, in the safetensors metadata under the key
+``"semsim"``, a JSON object with the codec's architecture (``"config"``: :meth:`Codec.config`),
+its ``"label"`` and whatever the writer adds (training channel, SNR range, steps, git commit …).
+:func:`load_weights` refuses a file whose config, keys or shapes differ from the codec's, naming
+what differs, so a preset edited after training cannot silently load mismatched weights.
+
+Optimiser state is kept apart (:func:`save_optimizer`): its tensors become safetensors entries
+``state.<param index>.<name>`` and everything else (``param_groups``, non-tensor state values)
+goes to the metadata JSON.
+
+Every file is written atomically (temporary file in the same folder, then rename), so a reader
+sees the old file or the new one, never a torn one.
+
+Example::
+
+    >>> import tempfile, torch
+    >>> from semsim.codec import Budget, Codec
+    >>> class Lin(Codec):
+    ...     def __init__(self, budget):
+    ...         super().__init__(budget)
+    ...         self.lin = torch.nn.Linear(2, 2)
+    ...     def config(self):
+    ...         return {"width": 2}
+    >>> path = save_weights(Lin(Budget("cbr", 0.1)), tempfile.mkdtemp() + "/lin.safetensors", {"steps": 3})
+    >>> meta = load_weights(Lin(Budget("cbr", 0.1)), path)
+    >>> meta["steps"], meta["config"], len(meta["sha256"])
+    (3, {'width': 2}, 64)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ConfigError
+
+META_KEY = "semsim"
+#: how many differing keys an error message names before "… and N more"
+SHOWN = 4
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The semsim metadata of a file; ConfigError on any problem."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ConfigError(f"weights file '{path}' not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error type, or OSError/ValueError
+        raise ConfigError(f"'{path}' is not a readable safetensors file ({type(e).__name__}: {e})") from None
+    if META_KEY not in raw:
+        raise ConfigError(f"'{path}' is a safetensors file but not a semsim one (no {META_KEY!r} metadata)")
+    try:
+        meta = json.loads(raw[META_KEY])
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"'{path}': its {META_KEY!r} metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"'{path}': its {META_KEY!r} metadata is not a JSON object")
+    return meta
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:
+        raise ConfigError(f"cannot read the tensors of '{path}' ({type(e).__name__}: {e})") from None
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a semsim weights (or optimiser) file, without loading tensors.
+
+    :raises ConfigError: missing, unreadable or not a semsim file.
+    """
+    return _read(Path(path))
+
+
+# --- weights ------------------------------------------------------------------------------------
+
+def save_weights(codec: torch.nn.Module, path: str | os.PathLike, meta: Mapping[str, Any],
+                 dtype: torch.dtype = torch.bfloat16) -> Path:
+    """Write ``codec.state_dict()`` to ``path`` atomically.
+
+    :param codec: a :class:`~semsim.codec.Codec` (any module with ``config()`` and ``label``).
+    :param path: the ``.safetensors`` file to write.
+    :param meta: JSON-serialisable provenance; ``"config"`` and ``"label"`` are added.
+    :param dtype: floating tensors are cast to it (bf16 halves the file; fp32 for checkpoints);
+        integer and complex tensors are kept as they are.
+    :returns: ``path``.
+    """
+    tensors = {}
+    for key, t in codec.state_dict().items():
+        t = t.detach()
+        t = t.to("cpu", dtype=dtype, copy=True) if t.is_floating_point() else t.to("cpu", copy=True)
+        tensors[key] = t.contiguous()
+    full = {**dict(meta), "config": codec.config(), "label": getattr(codec, "label", "")}
+    try:
+        json.dumps(full)
+    except TypeError as e:
+        raise ConfigError(f"weights metadata must be plain JSON data: {e}") from None
+    return _atomic_save(tensors, Path(path), full)
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out if out or not prefix else {prefix: {}}
+    return {prefix: d}
+
+
+def _config_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    a, b = _flat(saved), _flat(current)
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k not in a:
+            out.append(f"{k}: absent from the file, codec has {b[k]!r}")
+        elif k not in b:
+            out.append(f"{k}: file has {a[k]!r}, absent from the codec")
+        elif a[k] != b[k]:
+            out.append(f"{k}: file has {a[k]!r}, codec has {b[k]!r}")
+    return out
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:SHOWN])
+    return shown + (f" … and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Load a weights file into ``codec`` after checking that it fits.
+
+    Tensors are cast to the dtypes of the codec's own parameters and buffers and copied onto its
+    device. Sets ``codec.train_channel`` (from the metadata, ``""`` if absent) and
+    ``codec.weights_sha256``.
+
+    :returns: the metadata, plus ``"sha256"`` of the file.
+    :raises ConfigError: the file is missing, unreadable or not a semsim weights file; its
+        ``config`` differs from ``codec.config()`` (the message names each differing key with both
+        values); or its keys or shapes differ from the codec's state dict (the first few named).
+    """
+    path = Path(path)
+    meta = _read(path)
+    if "config" not in meta:
+        raise ConfigError(f"'{path}' is not a semsim weights file (its metadata has no 'config')")
+    current = json.loads(json.dumps(codec.config()))  # tuples → lists, as the file stores them
+    if meta["config"] != current:
+        raise ConfigError(f"weights '{path}' were saved for another configuration of "
+                          f"{meta.get('label') or 'this codec'}: " + "; ".join(_config_diff(meta["config"], current)))
+    tensors = _tensors(path)
+    own = codec.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = [f"{k} (file {tuple(tensors[k].shape)}, codec {tuple(own[k].shape)})"
+              for k in sorted(set(own) & set(tensors)) if tensors[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing key(s) {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected key(s) {_names(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatch for {_names(shapes)}")
+    if problems:
+        raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'label', 'the codec')}: " + "; ".join(problems))
+    codec.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own}, strict=True)
+    digest = sha256(path)
+    codec.train_channel = meta.get("train_channel", "")
+    codec.weights_sha256 = digest
+    return {**meta, "sha256": digest}
+
+
+# --- optimiser state ----------------------------------------------------------------------------
+
+def _encode(value: Any) -> Any:
+    """Plain JSON, with tuples marked so that they come back as tuples (AdamW's ``betas``)."""
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ConfigError(f"optimizer state value {value!r} ({type(value).__name__}) cannot be saved")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__tuple__"}:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike,
+                   meta: Mapping[str, Any] | None = None) -> Path:
+    """Write ``optimizer.state_dict()`` to ``path`` atomically, in full precision.
+
+    Tensors (moments, step counts) become entries ``state.<param index>.<name>`` (also
+    ``param_groups.<group>.<name>`` for tensor hyper-parameters); the rest goes to the metadata
+    JSON together with ``meta``.
+    """
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    state_plain: dict[str, dict[str, Any]] = {}
+    for idx, entries in sd["state"].items():
+        plain = {}
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{idx}.{name}"] = value.detach().to("cpu", copy=True).contiguous()
+            else:
+                plain[name] = value
+        state_plain[str(idx)] = plain
+    groups = []
+    for g, group in enumerate(sd["param_groups"]):
+        plain = {}
+        for name, value in group.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"param_groups.{g}.{name}"] = value.detach().to("cpu", copy=True).contiguous()
+            else:
+                plain[name] = value
+        groups.append(plain)
+    full = {**dict(meta or {}), "optimizer": type(optimizer).__name__,
+            "state_keys": sorted(str(k) for k in sd["state"]),
+            "state": _encode(state_plain), "param_groups": _encode(groups)}
+    return _atomic_save(tensors, Path(path), full)
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> dict[str, Any]:
+    """Restore optimiser state written by :func:`save_optimizer`; returns its metadata.
+
+    :raises ConfigError: missing or unreadable file, another optimiser type, or a different number
+        of parameter groups or parameters.
+    """
+    path = Path(path)
+    meta = _read(path)
+    if "param_groups" not in meta or "state" not in meta:
+        raise ConfigError(f"'{path}' is not a semsim optimizer file")
+    if meta.get("optimizer") != type(optimizer).__name__:
+        raise ConfigError(f"'{path}' holds {meta.get('optimizer')} state, not {type(optimizer).__name__}")
+    groups = _decode(meta["param_groups"])
+    own = optimizer.state_dict()["param_groups"]
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in own]:
+        raise ConfigError(f"'{path}' was saved for {[len(g['params']) for g in groups]} parameters per group, "
+                          f"this optimizer has {[len(g['params']) for g in own]}")
+    tensors = _tensors(path)
+    state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in _decode(meta["state"]).items()}
+    for key, t in tensors.items():
+        kind, index, name = key.split(".", 2)
+        if kind == "state":
+            state.setdefault(int(index), {})[name] = t
+        else:
+            groups[int(index)][name] = t
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise ConfigError(f"cannot restore optimizer state from '{path}': {e}") from None
+    return meta
