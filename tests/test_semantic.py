@@ -183,3 +183,53 @@ def test_task_from_free_text_request_and_unrelated_request():
         registry.build("codec", {"name": "semantic", "request": "transcribe this audio recording"}, budget=CBR)
     with pytest.raises(SemsimError, match="valid choices"):
         registry.build("codec", {"name": "semantic", "task": "denoising"}, budget=CBR)
+
+
+def _weights_file(tmp_path, train_channel="rayleigh", num_classes=None):
+    from semsim.weights import save_weights
+
+    torch.manual_seed(0)
+    c = SemanticCodec(CBR, preset="small", num_classes=num_classes)
+    return save_weights(c, tmp_path / "gensc.safetensors", {"train_channel": train_channel, "steps": 0})
+
+
+def test_scenario_scores_weights_on_another_channel_and_segmentation_sends_fewer(tmp_path):
+    import yaml
+
+    from semsim.api import run
+    from semsim.results import read_csv, summary_table
+
+    w = _weights_file(tmp_path)
+    sc = {"name": "gensc", "seed": 0, "output": str(tmp_path / "out"), "batch_size": 2,
+          "data": [{"name": "procedural", "num": 2, "height": 64, "width": 96}],
+          "budget": {"cbr": "1/16"}, "channels": ["awgn"], "snr_db": [10],
+          "methods": [{"name": "semantic", "weights": str(w)},
+                      {"name": "semantic", "weights": str(w), "task": "segmentation"}]}
+    path = tmp_path / "sc.yaml"
+    path.write_text(yaml.safe_dump(sc))
+    rows = read_csv(run(path, progress=False))
+    assert {r["train_channel"] for r in rows} == {"rayleigh"} and {r["weights"] for r in rows} == {w.name}
+    uses = {r["task"]: int(r["channel_uses"]) for r in rows}
+    assert uses["segmentation"] == 2 * 8 * 12 < uses["reconstruction"] == CBR.channel_uses(64, 96)
+    assert all(0 <= float(r["miou"]) <= 1 for r in rows if r["task"] == "segmentation")
+    assert "GenSC (trained on rayleigh)" in summary_table(rows)
+
+
+def test_class_count_comes_from_the_weights_and_must_match_the_dataset(tmp_path):
+    from semsim.errors import ConfigError
+    from semsim.scenario import load_scenario
+
+    w = _weights_file(tmp_path, num_classes=5)
+    c = SemanticCodec(CBR, weights=str(w), task="segmentation")
+    assert c.num_classes == 5 and c.train_channel == "rayleigh"
+    with pytest.raises(ConfigError, match="5 classes.*has 11"):
+        load_scenario({"name": "x", "data": {"name": "procedural", "num": 1}, "budget": {"cbr": "1/16"},
+                       "channels": ["awgn"], "snr_db": [5],
+                       "methods": [{"name": "semantic", "weights": str(w), "task": "segmentation"}]})
+    with pytest.raises(ConfigError, match="num_classes"):
+        SemanticCodec(CBR, weights=str(w), num_classes=11)  # the weights have 5
+
+
+def test_running_a_training_scenario_points_to_semsim_train(capsys):
+    assert main(["run", "scenarios/train_semantic_small.yaml", "--quiet"]) == 2
+    assert "semsim train" in capsys.readouterr().err
