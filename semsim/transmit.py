@@ -1,0 +1,441 @@
+"""Send one image through one method and one channel: ``semsim transmit`` and :func:`transmit`.
+
+The paper's system (``semantic``) is the default method: the task KB maps the free-text request to
+a task (reconstruction or segmentation), and the same codec serves either. Any registered codec can
+be named instead; one whose task differs from the resolved one is refused. The result holds the
+output, the channel-use bookkeeping and the metric (PSNR for a reconstruction; mIoU for a
+segmentation, when a ground-truth label map is given), and a picture: the reconstruction, or the
+input beside a colour overlay of the predicted classes.
+
+Example::
+
+    >>> import semsim, torch
+    >>> img = torch.rand(3, 64, 96)
+    >>> r = semsim.transmit(img, "send me the photo", channel="awgn", snr_db=10.0, preset="small")
+    >>> r.task, r.channel_uses, round(r.cbr, 4), r.picture.size
+    ('reconstruction', 1152, 0.0625, (96, 64))
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import registry
+from .codec import Budget, Task, cbr, parse_ratio
+from .errors import ConfigError, DataError, choices
+
+DEFAULT_METHOD = "semantic"
+DEFAULT_BUDGET = Budget("cbr", 1 / 16)
+DEFAULT_PRESET = "small"
+#: the MCS a digital method sends with when none is given (one MCS per transmission)
+DEFAULT_MCS = "16qam-1/2"
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+#: the SegNet colours of CamVid's 11 classes (Sky, Building, Pole, Road, Pavement, Tree,
+#: SignSymbol, Fence, Car, Pedestrian, Bicyclist)
+CAMVID_PALETTE = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+                  (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192))
+OVERLAY_ALPHA = 0.5
+
+
+def default_weights(method: str, preset: str | None) -> Path | None:
+    """The shipped weights file of ``method`` at ``preset``, or None where none ships.
+
+    No weights ship yet; a later release fills this in, and ``semsim transmit`` uses them when
+    ``--weights`` is not given.
+    """
+    return None
+
+
+def resolve_task(request: str):
+    """Map a free-text request to a task with the task KB (Sentence-BERT, loaded once per process).
+
+    :returns: a :class:`~semsim.semantic.task_kb.TaskMatch`: ``task``, its ``score`` and every
+        task's cosine similarity ``scores``.
+    :raises TaskError: the request matches no known task (the message lists them).
+    """
+    from .semantic.system import task_kb
+
+    return task_kb().resolve(request)
+
+
+def method_tasks(method: str) -> tuple[Task, ...]:
+    """The tasks a registered codec serves: every task if its constructor takes ``task``."""
+    cls, preset = registry.lookup("codec", method)
+    if "task" in registry.parameters("codec", method):
+        return tuple(Task)
+    return (Task(preset.get("task", cls.task)),)
+
+
+def palette(num_classes: int) -> np.ndarray:
+    """``[num_classes, 3]`` uint8 class colours: CamVid's for 11 classes, PASCAL VOC's otherwise."""
+    if num_classes == len(CAMVID_PALETTE):
+        return np.array(CAMVID_PALETTE, dtype=np.uint8)
+    colours = np.zeros((num_classes, 3), dtype=np.uint8)
+    for c in range(num_classes):  # VOC's colour map: the class index's bits spread over R, G, B
+        value, code = c, [0, 0, 0]
+        for shift in range(7, -1, -1):
+            for ch in range(3):
+                code[ch] |= ((value >> ch) & 1) << shift
+            value >>= 3
+        colours[c] = code
+    return colours
+
+
+def overlay(image: torch.Tensor, classes: torch.Tensor, num_classes: int) -> Image.Image:
+    """The input beside it blended 50 % with the colours of the predicted classes.
+
+    :param image: ``[3, H, W]`` float in [0, 1].
+    :param classes: ``[H, W]`` int64 class indices in ``[0, num_classes)``.
+    :returns: a ``2W x H`` RGB picture.
+    """
+    rgb = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    colours = palette(num_classes)[classes.cpu().numpy()].astype(np.float32) / 255
+    blend = (1 - OVERLAY_ALPHA) * rgb + OVERLAY_ALPHA * colours
+    return _picture(np.concatenate([rgb, blend], axis=1))
+
+
+def _picture(array: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """``path`` if it names a PNG or JPEG file; :class:`ConfigError` otherwise."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        raise ConfigError(f"output {str(path)!r} must end in {choices(sorted(OUTPUT_FORMATS))} "
+                          f"(got {path.suffix or 'no suffix'!r})")
+    return path
+
+
+def save_picture(picture: Image.Image, path: str | os.PathLike) -> Path:
+    """Write ``picture`` to ``path`` (PNG or JPEG by suffix) atomically, creating parent folders."""
+    path = check_output(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            picture.save(f, format=OUTPUT_FORMATS[path.suffix.lower()], **(
+                {"quality": 95} if path.suffix.lower() != ".png" else {}))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class TransmitResult:
+    """One image sent through one method and channel (see :func:`transmit`).
+
+    :ivar task: ``"reconstruction"`` or ``"segmentation"``.
+    :ivar request: the free-text request, or None when the task was given or implied by the method.
+    :ivar scores: the task KB's cosine similarity per task (empty without a request).
+    :ivar method: the registered codec name; ``label`` its display name.
+    :ivar weights: the weights file loaded ("" when untrained or not learned).
+    :ivar train_channel: the channel those weights were trained on ("" if unknown or none).
+    :ivar channel: the channel spec as a label (``rayleigh``, ``rayleigh(block_length=64)``).
+    :ivar image: ``[3, H, W]`` float in [0, 1], the input.
+    :ivar output: ``[3, H, W]`` float in [0, 1] (reconstruction) or ``[C, H, W]`` logits.
+    :ivar prediction: ``[H, W]`` int64 predicted classes (segmentation), else None.
+    :ivar picture: what :meth:`save` writes: the reconstruction (``W x H``), or the input beside
+        the class overlay (``2W x H``).
+    :ivar channel_uses: complex data symbols sent; ``overhead``: pilots and cyclic prefix besides.
+    :ivar cbr: ``channel_uses / (3 H W)``.
+    :ivar psnr: dB (reconstruction), else NaN. ``miou``: against ``label`` (segmentation), else NaN.
+    :ivar failed: a digital receiver could not decode and shows the mid-grey fallback.
+    :ivar seconds: wall time of the transmission (encode, channel, decode);
+        ``total_seconds`` includes loading the task KB and building the codec.
+    :ivar warning: a one-line warning ("" when none), e.g. for an untrained model.
+    """
+
+    task: str
+    request: str | None
+    scores: dict[str, float]
+    method: str
+    label: str
+    preset: str | None
+    weights: str
+    train_channel: str
+    channel: str
+    snr_db: float
+    budget: str
+    image: torch.Tensor
+    output: torch.Tensor
+    prediction: torch.Tensor | None
+    picture: Image.Image
+    channel_uses: int
+    max_channel_uses: int
+    overhead: int
+    cbr: float
+    psnr: float
+    miou: float
+    num_classes: int | None
+    failed: bool
+    seconds: float
+    total_seconds: float
+    warning: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write :attr:`picture` to ``path`` (``.png``, ``.jpg``) atomically; returns the path."""
+        return save_picture(self.picture, path)
+
+    def lines(self) -> list[str]:
+        """The report ``semsim transmit`` prints, one item per line (the warning aside)."""
+        scores = ", ".join(f"{t} {s:.2f}" for t, s in sorted(self.scores.items(), key=lambda kv: -kv[1]))
+        if self.request is not None:
+            task = f"task: {self.task} (request {self.request!r}; similarity {scores})"
+        elif self.details.get("task_given"):
+            task = f"task: {self.task} (given)"
+        else:
+            task = f"task: {self.task} (no request; the method's task)"
+        what = self.method + (f", preset {self.preset}" if self.preset else "")
+        if self.details.get("mcs"):
+            what += f", mcs {self.details['mcs']}"
+        if self.weights:
+            trained = f", trained on {self.train_channel}" if self.train_channel else ""
+            state = f"weights {self.weights}{trained}"
+        else:
+            state = "untrained" if self.details.get("learned") else "no weights needed"
+        out = [task, f"method: {self.label} ({what}): {state}",
+               f"channel: {self.channel}, SNR {self.snr_db:g} dB",
+               f"channel uses: {self.channel_uses} of {self.max_channel_uses} allowed (budget {self.budget}), "
+               f"CBR {self.cbr:.4f}" + (f", overhead {self.overhead}" if self.overhead else "")]
+        quality = self.details.get("quality")
+        if quality is not None and not (isinstance(quality, float) and math.isnan(quality)):
+            out.append(f"source: quality {quality}, {self.details['bits']:.0f} bits"
+                       + ("; decoding FAILED, the receiver shows the mid-grey fallback" if self.failed else ""))
+        elif quality is not None:
+            out.append("source: no quality fits the budget; nothing sent, the receiver shows the mid-grey fallback")
+        elif self.failed:
+            out.append("decoding FAILED: the receiver shows the mid-grey fallback")
+        if self.task == Task.RECONSTRUCTION.value:
+            out.append(f"PSNR: {self.psnr:.2f} dB")
+        elif not math.isnan(self.miou):
+            out.append(f"mIoU: {self.miou:.4f} ({self.num_classes} classes, against {self.details['label']})")
+        else:
+            out.append("mIoU: not computed (no ground-truth label given)")
+        out.append(f"time: {self.seconds:.2f} s to transmit ({self.total_seconds:.1f} s with loading)")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines() + ([f"warning: {self.warning}"] if self.warning else []))
+
+
+def _image(image: str | os.PathLike | torch.Tensor) -> torch.Tensor:
+    """An image file or a ``[3, H, W]`` / ``[1, 3, H, W]`` float tensor → ``[3, H, W]`` float32 on the CPU."""
+    from .data import load_image
+
+    if not isinstance(image, torch.Tensor):
+        return load_image(image)
+    t = image.detach()
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3 or not t.is_floating_point():
+        raise DataError(f"image tensor must be float [3, H, W] in [0, 1], got {tuple(image.shape)} {image.dtype}")
+    return t.float().clamp(0, 1).cpu()
+
+
+def _label(label: str | os.PathLike | torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, str]:
+    """A label file or ``[H, W]`` tensor of the image's size → ``([H, W] int64, a name for the report)``."""
+    from .data import load_label
+
+    if isinstance(label, torch.Tensor):
+        t, name = label.detach().long().cpu(), "label tensor"
+    else:
+        t, name = load_label(label), Path(label).name
+    if tuple(t.shape) != size:
+        shape = "x".join(map(str, t.shape[::-1]))
+        raise DataError(f"label {name!r} is {shape} pixels but the image is {size[1]}x{size[0]}; "
+                        "they must match pixel for pixel")
+    return t, name
+
+
+def _channel_spec(channel: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A channel name, an inline YAML/JSON mapping (``"{name: rayleigh, block_length: 64}"``) or a
+    mapping → ``{"name": ..., **options}``."""
+    if isinstance(channel, str) and channel.lstrip().startswith("{"):
+        import yaml
+
+        try:
+            channel = yaml.safe_load(channel)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"cannot parse the channel spec {channel!r}: {str(e).splitlines()[0]}") from None
+    name, kwargs = registry.split_spec(channel)
+    return {"name": name, **kwargs}
+
+
+def _budget(budget: Budget | Mapping[str, Any] | float | str | None) -> Budget:
+    if budget is None:
+        return DEFAULT_BUDGET
+    if isinstance(budget, Budget):
+        return budget
+    if isinstance(budget, Mapping):
+        if len(budget) != 1:
+            raise ConfigError(f"budget must be {{cbr: …}} or {{channel_uses: …}}, got {dict(budget)!r}")
+        (kind, value), = budget.items()
+        return Budget(kind, parse_ratio(value, kind))
+    return Budget("cbr", parse_ratio(budget))
+
+
+def _task(method: str, request: str | None, task: str | None) -> tuple[Task, dict[str, float]]:
+    """The task (from the request, the given task, or the method's own) and the KB's scores; an
+    error naming the methods that serve it when ``method`` does not."""
+    if request is not None and task is not None:
+        raise ConfigError("give either a request (free text) or a task, not both")
+    serves, scores = method_tasks(method), {}
+    if request is not None:
+        match = resolve_task(request)
+        resolved, scores = Task(match.task), dict(match.scores)
+    elif task is not None:
+        valid = [t.value for t in Task]
+        if task not in valid:
+            raise ConfigError(f"unknown task {task!r}; valid choices: {choices(valid)}")
+        resolved = Task(task)
+    else:
+        resolved = serves[0]
+    if resolved not in serves:
+        serving = [n for n in registry.names("codec") if resolved in method_tasks(n)]
+        source = f"the request {request!r} resolved to" if request is not None else "the task is"
+        raise ConfigError(f"method {method!r} serves {' and '.join(t.value for t in serves)} only, but {source} "
+                          f"{resolved.value}; methods for {resolved.value}: {choices(serving)}")
+    return resolved, scores
+
+
+def _codec_spec(method: str, task: Task, preset: str | None, weights: str | os.PathLike | None,
+                mcs: str | None, sampling_steps: int | None) -> dict[str, Any]:
+    """The registry spec of ``method``: options it takes get their defaults (preset ``small``, the
+    shipped weights, one MCS); options it does not take are passed on, for the registry to refuse."""
+    params = registry.parameters("codec", method)
+    spec: dict[str, Any] = {"name": method}
+    if "weights" in params:
+        preset = preset or DEFAULT_PRESET
+        weights = weights or default_weights(method, preset)
+    if "mcs" in params:
+        mcs = mcs or DEFAULT_MCS
+    if "task" in params:
+        spec["task"] = task.value
+    for key, value in (("preset", preset), ("weights", weights), ("mcs", mcs), ("sampling_steps", sampling_steps)):
+        if value is not None:
+            spec[key] = str(value) if key == "weights" else value
+    return spec
+
+
+def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None,
+             channel: str | Mapping[str, Any] = "awgn", snr_db: float = 10.0, method: str | None = None, *,
+             task: str | None = None, weights: str | os.PathLike | None = None, preset: str | None = None,
+             budget: Budget | Mapping[str, Any] | float | str | None = None, mcs: str | None = None,
+             label: str | os.PathLike | torch.Tensor | None = None, sampling_steps: int | None = None,
+             device: str = "cpu", seed: int = 0, out: str | os.PathLike | None = None) -> TransmitResult:
+    """Send one image through ``method`` over ``channel`` at ``snr_db``.
+
+    :param image: an image file, or a ``[3, H, W]`` float tensor in [0, 1].
+    :param request: free text for the task KB ("label every pixel"); the method must serve the task
+        it resolves to. Without it (and without ``task``) the method's own task is used.
+    :param channel: a registered channel name, a mapping ``{"name": ..., **options}`` or that
+        mapping as inline YAML.
+    :param snr_db: average Es/N0 in dB, within :data:`~semsim.channels.SNR_RANGE_DB`.
+    :param method: a registered codec (default ``semantic``, the paper's system).
+    :param task: ``"reconstruction"`` or ``"segmentation"`` instead of a request.
+    :param weights: a ``.safetensors`` file from ``semsim train``; default :func:`default_weights`,
+        else the model runs untrained (:attr:`TransmitResult.warning` says so).
+    :param preset: architecture preset of a learned method (default ``small``).
+    :param budget: channel-use cap: a :class:`Budget`, ``{"cbr": "1/16"}``, ``{"channel_uses": N}``,
+        or a number / fraction string taken as CBR (default CBR 1/16).
+    :param mcs: the MCS of a digital method (default ``16qam-1/2``).
+    :param label: ground-truth class map (file or ``[H, W]`` int64 tensor) for the mIoU.
+    :param sampling_steps: diffusion decoder steps of ``semantic`` (default 1, the MMSE estimate).
+    :param device: ``"cpu"`` or ``"cuda"``.
+    :param seed: seeds the untrained weights and the channel noise.
+    :param out: also write :attr:`TransmitResult.picture` there (``.png`` / ``.jpg``, atomically).
+    :raises SemsimError: bad image, label, request, channel, method, option, SNR or output path.
+    """
+    from .channels import check_snr_db
+    from .config import seed_everything, set_device
+    from .metrics import ConfusionMatrix, psnr
+    from .scenario import spec_label
+
+    t_start = time.perf_counter()
+    # cheap checks first, so a mistake is reported before Sentence-BERT or a model loads
+    if out is not None:
+        check_output(out)
+    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)):
+        raise ConfigError(f"snr_db must be a number (dB), got {snr_db!r}")
+    check_snr_db(snr_db)
+    method = method or DEFAULT_METHOD
+    registry.lookup("codec", method)
+    budget = _budget(budget)
+    device = set_device(device)
+    ch_spec = _channel_spec(channel)
+    channel_obj = registry.build("channel", ch_spec)
+    img = _image(image)
+    h, w = img.shape[-2:]
+    truth, label_name = (None, "") if label is None else _label(label, (h, w))
+    resolved, scores = _task(method, request, task)
+
+    spec = _codec_spec(method, resolved, preset, weights, mcs, sampling_steps)
+    seed_everything(seed)
+    codec = registry.build("codec", spec, budget=budget).to(device).eval()
+    seed_everything(seed)  # the channel noise does not depend on how the codec was built
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        tr = codec.transmit(img[None].to(device), channel_obj, torch.full((1,), float(snr_db), device=device))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    n = int(tr.channel_uses[0])
+    codec.check_budget(n, h, w)
+
+    output = tr.output[0].detach().float().cpu()
+    prediction, p, miou, num_classes = None, math.nan, math.nan, None
+    if codec.task is Task.SEGMENTATION:
+        num_classes = output.shape[0]
+        prediction = output.argmax(0)
+        picture = overlay(img, prediction, num_classes)
+        if truth is not None:
+            # any label outside [0, C) is void (CamVid 11, VOC 255)
+            void = (truth < 0) | (truth >= num_classes)
+            cm = ConfusionMatrix(num_classes, ignore_index=num_classes)
+            cm.update(prediction[None], truth.masked_fill(void, num_classes)[None])
+            miou = cm.miou()
+    else:
+        output = output.clamp(0, 1)
+        picture = _picture(output.permute(1, 2, 0).numpy())
+        p = float(psnr(img[None], output[None])[0])
+
+    learned = "weights" in registry.parameters("codec", method)
+    warning = ""
+    if learned and not codec.weights:
+        warning = (f"{codec.label} ({method}, preset {spec['preset']}) is untrained: no weights given and none "
+                   f"shipped, so its output is noise-level; train it with `semsim train` and pass --weights FILE")
+    extra = {k: v[0] for k, v in tr.extra.items()}
+    details = {"learned": learned, "task_given": task is not None, "label": label_name,
+               "mcs": extra.pop("mcs", spec.get("mcs")), "quality": extra.pop("quality", None),
+               "bits": float(tr.bits[0]), **extra}
+    result = TransmitResult(
+        task=codec.task.value, request=request, scores=scores, method=method, label=codec.label,
+        preset=spec.get("preset"), weights=spec["weights"] if codec.weights else "",
+        train_channel=codec.train_channel, channel=spec_label(ch_spec), snr_db=float(snr_db), budget=budget.label,
+        image=img, output=output, prediction=prediction, picture=picture, channel_uses=n,
+        max_channel_uses=codec.max_channel_uses(h, w), overhead=int(tr.overhead[0]), cbr=cbr(n, h, w), psnr=p,
+        miou=miou, num_classes=num_classes, failed=bool(tr.failed[0]), seconds=seconds,
+        total_seconds=time.perf_counter() - t_start, warning=warning, details=details)
+    if out is not None:
+        result.save(out)
+    return result
+
+
+__all__ = ["TransmitResult", "default_weights", "method_tasks", "overlay", "palette", "resolve_task",
+           "save_picture", "transmit"]
