@@ -35,11 +35,13 @@ def build_dataset(spec: str | dict[str, Any]) -> Any:
     return build("dataset", spec)
 
 
-def plot(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr") -> list[Path]:
-    """Draw PNG and PDF plots for a results CSV; returns the files written."""
+def plot(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr",
+         anchors: str | Path | None = None) -> list[Path]:
+    """Draw PNG and PDF plots for a results CSV; returns the files written. Kodak PSNR plots
+    overlay the published curves of ``anchors`` (default: ``$SEMSIM_SHARED/anchors``, if present)."""
     from .plots import plot_results
 
-    return plot_results(csv_path, out_dir, x=x)
+    return plot_results(csv_path, out_dir, x=x, anchors=anchors)
 
 
 def estimate_seconds(sc: Scenario) -> float:

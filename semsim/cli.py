@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("csv")
     pl.add_argument("--out", default=None, help="folder for the plots (default: plots/ beside the CSV)")
     pl.add_argument("--x", choices=("snr", "ebno"), default="snr", help="BER plots: Es/N0 or Eb/N0 axis")
+    pl.add_argument("--anchors", default=None, metavar="CSV",
+                    help="published curves to overlay on Kodak PSNR plots (default: $SEMSIM_SHARED/anchors)")
 
     sub.add_parser("list", help="list registered channels, codecs and datasets")
 
@@ -147,7 +149,7 @@ def cmd_plot(args) -> int:
 
     if not Path(args.csv).is_file():
         raise ConfigError(f"results file {args.csv!r} not found")
-    for path in plot(args.csv, out_dir=args.out, x=args.x):
+    for path in plot(args.csv, out_dir=args.out, x=args.x, anchors=args.anchors):
         print(path)
     return 0
 

@@ -4,6 +4,8 @@
   budget and metric) and, when a scenario sweeps several budgets, metric-vs-CBR curves; one line
   per method and MCS, mean over images with a shaded 95 % confidence interval; digital methods
   also get their best-MCS envelope (dashed).
+- Kodak PSNR-vs-SNR plots overlay published reference curves (``$SEMSIM_SHARED/anchors``) as
+  dashed grey lines labelled "published", where channel and CBR match.
 - BER results: log-scale BER and BLER against Es/N0 (or Eb/N0), with the closed forms for uncoded
   QAM over AWGN and QPSK over Rayleigh (dotted).
 """
@@ -18,6 +20,45 @@ import numpy as np
 from .results import ENVELOPE_MCS, aggregate, is_ber, num, read_csv, with_envelope
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "miou": "mIoU"}
+#: published reference curves overlaid on Kodak plots when the file exists
+DEFAULT_ANCHORS = "$SEMSIM_SHARED/anchors/kodak_awgn_cbr1-16.csv"
+
+
+def load_anchors(path: str | Path | None = None) -> list[dict[str, str]]:
+    """Rows ``method, channel, cbr, snr_db, psnr_db, source`` of a published-curves CSV.
+
+    ``None`` reads :data:`DEFAULT_ANCHORS` if it exists (else no anchors); a path you give must
+    exist (:class:`~semsim.errors.DataError` otherwise).
+    """
+    from .data import expand_path
+    from .errors import DataError
+
+    file = expand_path(path or DEFAULT_ANCHORS)
+    if not file.is_file():
+        if path is None:
+            return []
+        raise DataError(f"anchors file {str(path)!r} not found")
+    rows = read_csv(file)
+    needed = {"method", "channel", "cbr", "snr_db", "psnr_db"}
+    if rows and not needed <= set(rows[0]):
+        raise DataError(f"anchors file {str(path)!r} lacks columns {sorted(needed - set(rows[0]))}")
+    return rows
+
+
+def anchor_curves(anchors: list[dict[str, str]], dataset: str, budget: str, channel: str
+                  ) -> dict[str, list[tuple[float, float]]]:
+    """Published PSNR curves (method → sorted ``(snr_db, psnr_db)``) that match a plot panel:
+    the full-size Kodak set (no crop or limit), the same channel and the same CBR."""
+    if not dataset.startswith("kodak") or "crop" in dataset or "limit" in dataset or not budget.startswith("cbr="):
+        return {}
+    from fractions import Fraction
+
+    cbr = float(Fraction(budget.split("=", 1)[1]))
+    curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in anchors:
+        if r["channel"] == channel and abs(num(r["cbr"]) - cbr) < 1e-9:
+            curves[r["method"]].append((num(r["snr_db"]), num(r["psnr_db"])))
+    return {m: sorted(v) for m, v in curves.items()}
 
 
 def _plt():
@@ -69,10 +110,12 @@ def _line_label(method: str, mcs: str) -> str:
     return f"{method} (best MCS)" if mcs == ENVELOPE_MCS else f"{method} {mcs}"
 
 
-def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr") -> list[Path]:
+def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr",
+                 anchors: str | Path | None = None) -> list[Path]:
     """Draw every plot for one results CSV; returns the files written (PNG and PDF).
 
     :param x: for BER results, ``"snr"`` (Es/N0) or ``"ebno"`` (Eb/N0) on the x axis.
+    :param anchors: a published-curves CSV (default: :data:`DEFAULT_ANCHORS` if present).
     """
     csv_path = Path(csv_path)
     rows = read_csv(csv_path)
@@ -84,13 +127,13 @@ def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str
     paths = []
     metrics = [m for m in ("psnr", "ms_ssim", "miou") if any(math.isfinite(num(r.get(m))) for r in rows)]
     for metric in metrics:
-        paths += plot_vs_snr(rows, out, metric)
+        paths += plot_vs_snr(rows, out, metric, anchors=load_anchors(anchors) if metric == "psnr" else [])
         if len({r["budget"] for r in rows}) > 1:
             paths += plot_vs_cbr(rows, out, metric)
     return paths
 
 
-def plot_vs_snr(rows, out: Path, metric: str) -> list[Path]:
+def plot_vs_snr(rows, out: Path, metric: str, anchors: list[dict[str, str]] = ()) -> list[Path]:
     plt = _plt()
     by = ("dataset", "budget", "channel", "method", "mcs", "snr_db")
     agg = with_envelope(aggregate(rows, by, metric), by)
@@ -110,6 +153,10 @@ def plot_vs_snr(rows, out: Path, metric: str) -> list[Path]:
                 ax.plot(xs, ms, label=_line_label(method, mcs), **styles[(method, mcs)])
                 if mcs != ENVELOPE_MCS:
                     ax.fill_between(xs, ms - cis, ms + cis, color=styles[(method, mcs)]["color"], alpha=0.07, lw=0)
+            for i, (method, pts) in enumerate(sorted(anchor_curves(anchors, dataset, budget, ch).items())):
+                label = method if "published" in method else f"{method} (published)"
+                ax.plot(*zip(*pts), ls="--", lw=1.0, color=str(0.25 + 0.12 * (i % 5)),
+                        marker=MARKERS[i % len(MARKERS)], ms=3, mfc="none", label=label)
             ax.set_title(f"{ch}", fontsize=10)
             ax.set_xlabel("SNR = Es/N0 (dB)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))

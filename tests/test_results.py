@@ -33,3 +33,38 @@ def test_snr_cells_group_as_numbers_and_envelope_takes_best_mcs():
     assert agg[("JPEG+LDPC", "best", "10")][0] == pytest.approx(28.0)
     table = summary_table(_rows())
     assert "| best |" in table and "28.00" in table and "10 dB" in table
+
+
+def test_published_curves_overlay_matching_kodak_panels(shared, tmp_path, monkeypatch):
+    import csv
+
+    from semsim import plots
+    from semsim.errors import DataError
+
+    anchors = plots.load_anchors(shared / "anchors" / "kodak_awgn_cbr1-16.csv")
+    assert anchors and all("published" in r["method"] for r in anchors)
+    curves = plots.anchor_curves(anchors, "kodak", "cbr=1/16", "awgn")
+    assert "WITT (published)" in curves and curves["WITT (published)"][0] == (1.0, 29.65)
+    assert plots.anchor_curves(anchors, "kodak", "cbr=1/8", "awgn") == {}        # another CBR
+    assert plots.anchor_curves(anchors, "kodak", "cbr=1/16", "rayleigh") == {}   # another channel
+    assert plots.anchor_curves(anchors, "kodak(crop=224)", "cbr=1/16", "awgn") == {}  # not full size
+    with pytest.raises(DataError, match="not found"):
+        plots.load_anchors(tmp_path / "missing.csv")
+
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["dataset", "task", "method", "channel", "snr_db", "budget", "mcs", "psnr"])
+        w.writeheader()
+        for snr, p in ((1, 25.0), (13, 30.0)):
+            w.writerow(dict(dataset="kodak", task="reconstruction", method="GenSC", channel="awgn", snr_db=snr,
+                            budget="cbr=1/16", mcs="", psnr=p))
+    labels = []
+    real_save = plots._save
+
+    def spy(fig, out, stem):
+        labels.extend(line.get_label() for ax in fig.axes for line in ax.get_lines())
+        return real_save(fig, out, stem)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    files = plots.plot_results(path, tmp_path / "plots", anchors=shared / "anchors" / "kodak_awgn_cbr1-16.csv")
+    assert files and "GenSC" in labels and "WITT (published)" in labels
