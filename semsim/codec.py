@@ -258,8 +258,9 @@ class LearnedCodec(Codec):
 
     :param budget: channel-use cap per image.
     :param preset: a preset name (``small``, ``paper``).
-    :param weights: a ``.safetensors`` file written by ``semsim train`` (checked against the preset;
-        its class count is taken when ``num_classes`` is not given).
+    :param weights: a ``.safetensors`` file written by ``semsim train``, or the name of shipped
+        weights (``semsim/pretrained/manifest.json``, sha256-checked); checked against the preset,
+        and its class count is taken when ``num_classes`` is not given.
     :param meta: build on PyTorch's meta device (parameter counting only; nothing is allocated).
     :param num_classes: segmentation classes (default: the weights', else the preset's).
     """
@@ -272,10 +273,15 @@ class LearnedCodec(Codec):
                  num_classes: int | None = None):
         super().__init__(budget)
         cfg = load_preset(self.presets_file, self.method, preset)
-        if num_classes is None and weights and "num_classes" in cfg:
+        weights_path = None
+        if weights:
+            from .weights import resolve_weights
+
+            weights_path = resolve_weights(weights)
+        if num_classes is None and weights_path and "num_classes" in cfg:
             from .weights import read_meta
 
-            num_classes = read_meta(str(weights)).get("config", {}).get("num_classes")
+            num_classes = read_meta(weights_path).get("config", {}).get("num_classes")
         if num_classes is not None:
             if "num_classes" not in cfg:
                 raise ConfigError(f"method {self.method!r} does not segment; it takes no num_classes")
@@ -286,11 +292,11 @@ class LearnedCodec(Codec):
         self._weights_name, self.weights_sha256 = "", ""
         with torch.device("meta") if meta else contextlib.nullcontext():
             self._build(cfg)
-        if weights:
+        if weights_path:
             from .weights import load_weights
 
-            load_weights(self, str(weights))
-            self._weights_name = Path(str(weights)).name
+            load_weights(self, weights_path)
+            self._weights_name = weights_path.name
 
     def _build(self, cfg: dict[str, Any]) -> None:
         raise NotImplementedError

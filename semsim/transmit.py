@@ -50,9 +50,14 @@ OVERLAY_ALPHA = 0.5
 def default_weights(method: str, preset: str | None) -> Path | None:
     """The shipped weights file of ``method`` at ``preset``, or None where none ships.
 
-    No weights ship yet; a later release fills this in, and ``semsim transmit`` uses them when
-    ``--weights`` is not given.
+    Looks in the shipped-weights manifest (:func:`semsim.weights.manifest`) for an entry of this
+    method and preset; ``semsim transmit`` uses it when ``--weights`` is not given.
     """
+    from .weights import resolve_weights, manifest
+
+    for name, entry in sorted(manifest().items()):
+        if entry.get("method") == method and entry.get("preset", "small") == (preset or "small"):
+            return resolve_weights(name)
     return None
 
 

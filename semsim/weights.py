@@ -296,3 +296,48 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) ->
     except (ValueError, KeyError, RuntimeError) as e:
         raise ConfigError(f"cannot restore optimizer state from '{path}': {e}") from None
     return meta
+
+
+# --- shipped weights ------------------------------------------------------------------------------
+PRETRAINED_DIR = Path(__file__).with_name("pretrained")
+
+
+def manifest(folder: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """Shipped weights: name → entry (``file``, ``sha256``, ``method``, ``preset`` and how it was
+    trained), from ``manifest.json`` in ``folder`` (default: the package's ``pretrained/``)."""
+    file = Path(folder or PRETRAINED_DIR) / "manifest.json"
+    if not file.is_file():
+        return {}
+    return json.loads(file.read_text()).get("weights", {})
+
+
+def resolve_weights(spec: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:
+    """A weights file from a path (``*.safetensors``, ``~`` and ``$VARS`` expanded) or a shipped
+    name from the manifest, whose sha256 must match the manifest's.
+
+    :raises ConfigError: a missing path, an unknown name (listing the shipped names) or a shipped
+        file whose checksum differs from the manifest.
+    """
+    from .data import expand_path
+
+    text = os.fspath(spec)
+    if text.endswith(".safetensors") or os.sep in text:
+        path = expand_path(text)
+        if not path.is_file():
+            raise ConfigError(f"weights file {text!r} not found")
+        return path
+    shipped = manifest(folder)
+    if text not in shipped:
+        names = ", ".join(map(repr, sorted(shipped))) or "none yet"
+        raise ConfigError(f"unknown weights {text!r}: give a .safetensors path or a shipped name "
+                          f"(shipped: {names})")
+    entry = shipped[text]
+    path = Path(folder or PRETRAINED_DIR) / entry["file"]
+    if not path.is_file():
+        raise ConfigError(f"shipped weights {text!r}: file {entry['file']!r} is missing from the package")
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise ConfigError(f"shipped weights {text!r}: sha256 {digest[:12]}… differs from the manifest's "
+                          f"{entry['sha256'][:12]}…; the file is corrupt or was replaced")
+    return path
+

@@ -132,3 +132,25 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(semsim.weights, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_shipped_weights_by_name_with_sha256_check(tmp_path):
+    import json
+
+    from semsim.weights import resolve_weights, sha256
+
+    a = Small()
+    path = save_weights(a, tmp_path / "lin.safetensors", {"steps": 1})
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"weights": {"lin-small": {"file": "lin.safetensors", "sha256": sha256(path), "method": "lin"}}}))
+    assert resolve_weights("lin-small", tmp_path) == path
+    assert resolve_weights(str(path)) == path
+    with pytest.raises(ConfigError, match="shipped: 'lin-small'"):
+        resolve_weights("other", tmp_path)
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_weights(str(tmp_path / "nope.safetensors"))
+    save_weights(a, path, {"steps": 2})  # replaced after the manifest was written
+    with pytest.raises(ConfigError, match="differs from the manifest"):
+        resolve_weights("lin-small", tmp_path)
+    with pytest.raises(ConfigError, match="none yet|shipped"):
+        resolve_weights("no-such-name")  # the package's own manifest

@@ -1,0 +1,1 @@
+"""Weights shipped with semsim (see manifest.json and semsim.weights.resolve_weights)."""
