@@ -96,3 +96,23 @@ def test_corrupt_image_named_in_one_line_error(tmp_path, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "broken.png" in err and err.count("\n") == 1
+
+
+def test_every_shipped_scenario_validates():
+    """Each file in scenarios/ loads; those that read weights from an earlier training run are
+    only allowed to miss those files."""
+    from conftest import REPO
+
+    from semsim.errors import ConfigError
+    from semsim.scenario import load_scenario
+
+    checked = 0
+    for path in sorted((REPO / "scenarios").glob("*.yaml")):
+        try:
+            sc = load_scenario(path)
+        except ConfigError as e:
+            assert "weights file" in str(e) and "not found" in str(e), f"{path.name}: {e}"
+            continue
+        assert sc.points(), path.name
+        checked += 1
+    assert checked >= 5
