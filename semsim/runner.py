@@ -21,11 +21,9 @@ import hashlib
 import io
 import json
 import math
-import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -38,6 +36,7 @@ from tqdm.auto import tqdm
 from . import registry
 from .codec import Task, cbr
 from .config import seed_everything, set_device
+from .files import atomic_file
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, ms_ssim, psnr
 from .scenario import Point, Scenario, load_scenario, spec_label
@@ -66,16 +65,8 @@ def _fmt(value: Any) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        f.write(text)
 
 
 def _csv_text(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from PIL import Image
 from . import registry
 from .codec import Budget, Task, cbr, parse_ratio
 from .errors import ConfigError, DataError, choices
+from .files import atomic_file
 
 DEFAULT_METHOD = "semantic"
 DEFAULT_BUDGET = Budget("cbr", 1 / 16)
@@ -125,18 +125,9 @@ def check_output(path: str | os.PathLike) -> Path:
 def save_picture(picture: Image.Image, path: str | os.PathLike) -> Path:
     """Write ``picture`` to ``path`` (PNG or JPEG by suffix) atomically, creating parent folders."""
     path = check_output(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            picture.save(f, format=OUTPUT_FORMATS[path.suffix.lower()], **(
-                {"quality": 95} if path.suffix.lower() != ".png" else {}))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        picture.save(tmp, format=OUTPUT_FORMATS[path.suffix.lower()],
+                     **({"quality": 95} if path.suffix.lower() != ".png" else {}))
     return path
 
 
