@@ -42,3 +42,24 @@ def _seed():
     from semsim.config import seed_everything
 
     seed_everything(1234)
+
+
+def fit_steps(codec, task, images, labels, steps: int, lr: float = 1e-3, snr_db: float = 10.0):
+    """``steps`` AdamW steps of ``codec.training_step`` on one fixed batch through AWGN at
+    ``snr_db``; returns the losses and the last output. The seed cycles over five values so the
+    random draws inside (time steps, symbol counts, noise) repeat."""
+    import torch
+
+    from semsim.channels import build_channel
+
+    channel = build_channel("awgn")
+    opt = torch.optim.AdamW(codec.parameters(), lr=lr)
+    losses, out = [], None
+    for step in range(steps):
+        torch.manual_seed(100 + step % 5)
+        loss, out = codec.training_step(task, images, labels, channel, torch.full((images.shape[0],), snr_db))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, out

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from conftest import fit_steps
 
 from semsim import registry
 from semsim.baselines.adjscc import ADJSCC, GDN
@@ -92,17 +93,7 @@ def test_real_encode_of_a_500x375_image_fits_the_budget(name):
 def test_a_few_training_steps_lower_the_loss(name):
     torch.manual_seed(0)
     codec = _build(name)
-    channel = build_channel("awgn")
-    images = _blocks()
-    opt = torch.optim.AdamW(codec.parameters(), lr=1e-3)
-    losses = []
-    for step in range(30):
-        torch.manual_seed(100 + step % 5)
-        loss, out = codec.training_step(Task.RECONSTRUCTION, images, None, channel, torch.full((4,), 10.0))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses, out = fit_steps(codec, Task.RECONSTRUCTION, _blocks(), None, steps=30)
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     assert tuple(out.shape) == (4, 3, 32, 32) and not out.requires_grad
     assert 0 <= float(out.min()) and float(out.max()) <= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import fit_steps
 import torch.nn.functional as F
 
 from semsim.baselines.deeplab import DeepLabJSCC
@@ -183,21 +184,12 @@ def _codec(method: str, num_classes: int):
 @pytest.mark.parametrize("method", METHODS)
 def test_a_few_training_steps_lower_the_loss(method):
     codec = _codec(method, 5)
-    ch = build_channel("awgn")
     g = torch.Generator().manual_seed(0)
     # constant 16x16 blocks (one output-stride-16 position each): colour → class, a learnable map
     images = torch.rand(4, 3, 4, 4, generator=g).repeat_interleave(16, -1).repeat_interleave(16, -2)
     labels = (images[:, 0] * 5).long().clamp(max=4)
     labels[:, :8] = 5  # void (outside [0, num_classes)) is ignored
-    opt = torch.optim.AdamW(codec.parameters(), lr=1e-3)
-    losses = []
-    for step in range(25):
-        torch.manual_seed(100 + step % 5)
-        loss, out = codec.training_step(Task.SEGMENTATION, images, labels, ch, torch.full((4,), 10.0))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses, out = fit_steps(codec, Task.SEGMENTATION, images, labels, steps=25)
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
     assert tuple(out.shape) == (4, 5, 64, 64)
 

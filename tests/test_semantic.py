@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import fit_steps
 
 from semsim import registry
 from semsim.channels import build_channel
@@ -154,22 +155,12 @@ def test_time_step_and_sampling_steps_change_the_output():
 def test_a_few_training_steps_lower_the_loss(task):
     torch.manual_seed(0)
     codec = SemanticCodec(CBR, preset="small", num_classes=5)
-    ch = build_channel("awgn")
     g = torch.Generator().manual_seed(0)
     # constant 8x8 blocks: one latent position per block carries its colour (and so its class)
     images = torch.rand(4, 3, 4, 4, generator=g).repeat_interleave(8, -1).repeat_interleave(8, -2)
     labels = (images[:, 0] * 5).long().clamp(max=4)  # a learnable colour → class map
     labels[:, :4] = 5  # void (outside [0, num_classes)) is ignored
-    opt = torch.optim.AdamW(codec.parameters(), lr=1e-3)
-    losses = []
-    for step in range(30):
-        torch.manual_seed(100 + step % 5)
-        loss, out = codec.training_step(task, images, labels if task is Task.SEGMENTATION else None, ch,
-                                        torch.full((4,), 10.0))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses, out = fit_steps(codec, task, images, labels if task is Task.SEGMENTATION else None, steps=30)
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     expected = (4, 5, 32, 32) if task is Task.SEGMENTATION else (4, 3, 32, 32)
     assert tuple(out.shape) == expected
