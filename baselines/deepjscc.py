@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semsim.channels import snr_vector
 from semsim.codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_planes,
                           training_symbol_count)
 from semsim.errors import ConfigError
@@ -45,12 +46,6 @@ from semsim.semantic.source_kb import pad_to_multiple
 PRESETS_FILE = Path(__file__).with_name("reconstruction_presets.yaml")
 #: the SNR in dB is divided by this before it conditions a network (the scale of semsim's SNR plane)
 SNR_SCALE_DB = 20.0
-
-
-def snr_vector(snr_db: float | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
-    """``snr_db`` (a number or ``[B]``) as a ``[B]`` float32 tensor on ``device``."""
-    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device).reshape(-1)
-    return snr.expand(batch) if snr.numel() == 1 else snr
 
 
 class NeuralJSCC(LearnedCodec):
@@ -214,5 +209,4 @@ class DeepJSCC(NeuralJSCC):
         self.apply(init_conv)
 
 
-__all__ = ["DeepJSCC", "DeepJSCCEncoder", "DeepJSCCDecoder", "NeuralJSCC",
-           "snr_vector", "SNR_SCALE_DB"]
+__all__ = ["DeepJSCC", "DeepJSCCEncoder", "DeepJSCCDecoder", "NeuralJSCC", "SNR_SCALE_DB"]

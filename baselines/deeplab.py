@@ -43,7 +43,7 @@ from semsim.codec import (LearnedCodec, Task, latent_to_symbols, received_plane_
 from semsim.errors import ConfigError
 from semsim.nn.losses import segmentation_loss
 from semsim.registry import register
-from semsim.semantic.source_kb import pad_to_multiple
+from semsim.semantic.source_kb import ceil_to, pad_to_multiple
 
 PRESETS_FILE = Path(__file__).with_name("segmentation_presets.yaml")
 #: torchvision's ImageNet statistics; the backbones are built without weights but keep their input scale
@@ -92,10 +92,6 @@ class ImageNetNorm(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.mean) / self.std
-
-
-def _ceil_to(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 class SegmentationBaseline(LearnedCodec):
@@ -161,7 +157,7 @@ class DeepLabJSCC(SegmentationBaseline):
     def symbol_count(self, height: int, width: int) -> int:
         """Complex symbols sent for an ``height x width`` image: ``min(cap, C · Hp/s · Wp/s)``."""
         s = self.output_stride
-        grid = _ceil_to(height, s) // s * (_ceil_to(width, s) // s)
+        grid = ceil_to(height, s) // s * (ceil_to(width, s) // s)
         return min(self.budget.channel_uses(height, width), self.cfg["channels"] * grid)
 
     def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
@@ -182,8 +178,8 @@ class DeepLabJSCC(SegmentationBaseline):
         height, width = image_size
         s = self.output_stride
         snr_db = torch.as_tensor(snr_db, dtype=torch.float32, device=received.device).expand(received.shape[0])
-        planes = received_planes(received, info, snr_db, self.cfg["channels"], _ceil_to(height, s) // s,
-                                 _ceil_to(width, s) // s)
+        planes = received_planes(received, info, snr_db, self.cfg["channels"], ceil_to(height, s) // s,
+                                 ceil_to(width, s) // s)
         logits = F.interpolate(self.decoder(planes), scale_factor=s, mode="bilinear", align_corners=False)
         return logits[..., :height, :width]
 

@@ -73,6 +73,12 @@ def snr_db_to_no(snr_db: float | torch.Tensor) -> torch.Tensor:
     return torch.pow(10.0, -torch.as_tensor(snr_db, dtype=torch.float32) / 10.0)
 
 
+def snr_vector(snr_db: float | torch.Tensor, batch: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``snr_db`` (a number, or one value per image) as a ``[batch]`` float32 tensor in dB."""
+    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    return snr.reshape(()).expand(batch) if snr.numel() == 1 else snr.reshape(batch)
+
+
 def normalize_power(x: torch.Tensor) -> torch.Tensor:
     """Scale each row of ``x`` (``[B, N]`` complex) to mean power ``mean(|x|^2) = 1``.
 
@@ -107,8 +113,7 @@ class Channel(torch.nn.Module):
         if x.dim() != 2 or not x.is_complex():
             raise ValueError(f"channel input must be complex [B, N], got {tuple(x.shape)} {x.dtype}")
         b = x.shape[0]
-        snr = torch.as_tensor(snr_db, dtype=torch.float32, device=x.device)
-        snr = snr.expand(b) if snr.dim() == 0 else snr.reshape(b)
+        snr = snr_vector(snr_db, b, x.device)
         x = normalize_power(x.to(torch.complex64))
         return self.propagate(x, snr_db_to_no(snr).to(x.device), snr)
 

@@ -234,23 +234,20 @@ def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike,
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     state_plain: dict[str, dict[str, Any]] = {}
-    for idx, entries in sd["state"].items():
+
+    def split(entries: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        """Move the tensors of ``entries`` into ``tensors`` under ``prefix.name``; return the rest."""
         plain = {}
         for name, value in entries.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"state.{idx}.{name}"] = value.detach().to("cpu", copy=True).contiguous()
+                tensors[f"{prefix}.{name}"] = value.detach().to("cpu", copy=True).contiguous()
             else:
                 plain[name] = value
-        state_plain[str(idx)] = plain
-    groups = []
-    for g, group in enumerate(sd["param_groups"]):
-        plain = {}
-        for name, value in group.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"param_groups.{g}.{name}"] = value.detach().to("cpu", copy=True).contiguous()
-            else:
-                plain[name] = value
-        groups.append(plain)
+        return plain
+
+    for idx, entries in sd["state"].items():
+        state_plain[str(idx)] = split(entries, f"state.{idx}")
+    groups = [split(group, f"param_groups.{g}") for g, group in enumerate(sd["param_groups"])]
     full = {**dict(meta or {}), "optimizer": type(optimizer).__name__,
             "state_keys": sorted(str(k) for k in sd["state"]),
             "state": _encode(state_plain), "param_groups": _encode(groups)}

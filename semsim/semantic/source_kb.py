@@ -24,6 +24,11 @@ TASKS = ("reconstruction", "segmentation")
 SELECTION = {"reconstruction": (0, 1, 2), "segmentation": (1, 2)}
 
 
+def ceil_to(value: int, multiple: int) -> int:
+    """``value`` rounded up to a multiple of ``multiple``: a side's length after :func:`pad_to_multiple`."""
+    return -(-value // multiple) * multiple
+
+
 def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad ``[B, C, H, W]`` on the bottom and right to multiples of ``multiple``.
 

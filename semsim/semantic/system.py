@@ -30,28 +30,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..channels import snr_vector
 from ..codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes,
                      training_symbol_count)
-from ..codec import load_preset as _load_preset
 from ..errors import ConfigError, choices
 from ..nn.blocks import ResBlock
 from ..nn.losses import segmentation_loss
 from ..registry import register
-from .source_kb import TxSourceKB, pad_to_multiple
+from .source_kb import TxSourceKB, ceil_to, pad_to_multiple
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 #: spatial reduction from the image to the latent grid of channel symbols
 LATENT_STRIDE = 8
 TASK_INDEX = {Task.RECONSTRUCTION: 0, Task.SEGMENTATION: 1}
-
-
-def preset_names() -> list[str]:
-    return SemanticCodec.preset_names()
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """A copy of preset ``name`` from ``presets.yaml``; :class:`ConfigError` listing the presets otherwise."""
-    return _load_preset(PRESETS_FILE, "semantic", name)
 
 
 class UnifiedJSCCEncoder(nn.Module):
@@ -232,7 +223,7 @@ class SemanticCodec(LearnedCodec):
 
     def symbol_count(self, task: Task, height: int, width: int) -> int:
         """Complex symbols sent for an ``height x width`` image: ``min(cap, C_task * Hp/8 * Wp/8)``."""
-        grid = _ceil_to(height, 16) // LATENT_STRIDE * (_ceil_to(width, 16) // LATENT_STRIDE)
+        grid = ceil_to(height, 16) // LATENT_STRIDE * (ceil_to(width, 16) // LATENT_STRIDE)
         per_position = self.cfg["channels"] if task is Task.RECONSTRUCTION else self.cfg["seg_channels"]
         return min(self.budget.channel_uses(height, width), per_position * grid)
 
@@ -251,12 +242,12 @@ class SemanticCodec(LearnedCodec):
 
     def _planes(self, received: torch.Tensor, info, snr_db: torch.Tensor, image_size) -> torch.Tensor:
         """Zero-fill ``[B, N]`` received symbols onto the ``[B, C, Hp/8, Wp/8]`` grid, with CSI planes."""
-        h, w = (_ceil_to(s, 16) // LATENT_STRIDE for s in image_size)
+        h, w = (ceil_to(s, 16) // LATENT_STRIDE for s in image_size)
         return received_planes(received, info, snr_db, self.cfg["channels"], h, w)
 
     def _decode(self, received, info, snr_db, image_size, task: Task, steps: int = 1):
         height, width = image_size
-        snr_db = torch.as_tensor(snr_db, dtype=torch.float32, device=received.device).expand(received.shape[0])
+        snr_db = snr_vector(snr_db, received.shape[0], received.device)
         planes = self._planes(received, info, snr_db, image_size)
         g = self.rx_kb(planes, task)
         if task is Task.SEGMENTATION:
@@ -293,10 +284,6 @@ class SemanticCodec(LearnedCodec):
         return loss, ((pred.detach() + 1) / 2).clamp(0, 1)
 
 
-def _ceil_to(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
 @functools.lru_cache(maxsize=1)
 def task_kb():
     """The shared task KB (Sentence-BERT is loaded once per process)."""
@@ -318,5 +305,4 @@ def _resolve_task(task: str | None, request: str | None) -> Task:
     return Task(task)
 
 
-__all__ = ["SemanticCodec", "UnifiedJSCCEncoder", "RxSourceKB", "ReconstructionDecoder", "SegmentationDecoder",
-           "load_preset", "preset_names"]
+__all__ = ["SemanticCodec", "UnifiedJSCCEncoder", "RxSourceKB", "ReconstructionDecoder", "SegmentationDecoder"]
