@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -27,7 +28,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(method: str, preset: str, device: str, crop: int, batch: int, warmup: int, repeats: int) -> dict:
+def measure(method: str, preset: str, device: str, crop: int, batch: int, warmup: int, repeats: int,
+            precision: str = "fp32") -> dict:
     from semsim import registry
     from semsim.channels import build_channel
     from semsim.codec import Budget, Task
@@ -43,15 +45,19 @@ def measure(method: str, preset: str, device: str, crop: int, batch: int, warmup
     opt = torch.optim.AdamW(codec.parameters(), lr=1e-4, betas=(0.5, 0.999), weight_decay=0.01)
     images = torch.rand(batch, 3, crop, crop, device=device)
     labels = torch.randint(0, getattr(codec, "num_classes", None) or 11, (batch, crop, crop), device=device)
+    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
     times = []
     for i in range(warmup + repeats):
         _sync(device)
         t0 = time.perf_counter()
         loss = 0
-        for task in codec.tasks:
-            snr = torch.rand(batch, device=device) * 20
-            part, _ = codec.training_step(task, images, labels if task is Task.SEGMENTATION else None, channel, snr)
-            loss = loss + part
+        with autocast:
+            for task in codec.tasks:
+                snr = torch.rand(batch, device=device) * 20
+                part, _ = codec.training_step(task, images, labels if task is Task.SEGMENTATION else None,
+                                              channel, snr)
+                loss = loss + part
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -60,7 +66,7 @@ def measure(method: str, preset: str, device: str, crop: int, batch: int, warmup
             times.append(time.perf_counter() - t0)
     step = statistics.median(times)
     return {"method": method, "preset": preset, "device": device, "crop": crop, "batch": batch,
-            "tasks": len(codec.tasks), "parameters": sum(p.numel() for p in codec.parameters()),
+            "precision": precision, "tasks": len(codec.tasks), "parameters": sum(p.numel() for p in codec.parameters()),
             "bf16_mib": round(bf16_mib(codec), 2), "s_per_step": round(step, 4),
             "img_per_s": round(batch * len(codec.tasks) / step, 2)}
 
@@ -74,6 +80,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast, CUDA only")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", default=None)
@@ -81,10 +88,10 @@ def main() -> None:
     from semsim.config import set_device
 
     device = set_device(args.device)
-    rows = [measure(m, args.preset, device, args.crop, args.batch, args.warmup, args.repeats)
+    rows = [measure(m, args.preset, device, args.crop, args.batch, args.warmup, args.repeats, args.precision)
             for m in (args.methods or list(learned_methods()))]
-    print(f"| method | preset | parameters | bf16 MiB | tasks/step | s/step | img/s ({device}, {args.crop} px, "
-          f"batch {args.batch}) |")
+    print(f"| method | preset | parameters | bf16 MiB | tasks/step | s/step | img/s ({device}, {args.precision}, "
+          f"{args.crop} px, batch {args.batch}) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['preset']} | {r['parameters']:,d} | {r['bf16_mib']} | {r['tasks']} | "

@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, metavar="N", help="overrides the scenario's steps")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    sh = sub.add_parser("ship", help="copy final trained weights into the package's pretrained/ folder and "
+                                     "record them (sha256, recipe, data, steps, device, ...) in its manifest")
+    sh.add_argument("weights", nargs="+", help="<output>/<label>/<label>.safetensors files written by semsim train")
+    sh.add_argument("--into", default=None, metavar="DIR", help="folder (default: semsim/pretrained)")
+
     pl = sub.add_parser("plot", help="draw PNG/PDF curves from a results CSV")
     pl.add_argument("csv")
     pl.add_argument("--out", default=None, help="folder for the plots (default: plots/ beside the CSV)")
@@ -162,6 +167,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_ship(args) -> int:
+    from .weights import ship_weights
+
+    for name, e in ship_weights(args.weights, args.into).items():
+        print(f"{name}: {e['file']} ({e['bytes'] / 2**20:.2f} MiB, sha256 {e['sha256'][:12]}…, {e.get('steps')} steps "
+              f"on {e.get('device_name', e.get('device'))}, trained on {e.get('train_channel')})")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .info import describe_method, summary
 
@@ -189,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list, "train": cmd_train,
-                "info": cmd_info, "transmit": cmd_transmit}[args.command](args)
+                "info": cmd_info, "ship": cmd_ship, "transmit": cmd_transmit}[args.command](args)
     except SemsimError as e:
         print(f"semsim: error: {e}", file=sys.stderr)
         return 2

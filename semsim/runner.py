@@ -87,9 +87,9 @@ def _git_commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if out.returncode != 0:
-        return "unknown"
+        return os.environ.get("SEMSIM_GIT_COMMIT", "unknown")
+    if out.returncode != 0:  # a copy without .git: the launcher may say which commit it is
+        return os.environ.get("SEMSIM_GIT_COMMIT", "unknown")
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 

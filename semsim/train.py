@@ -103,12 +103,12 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(index >= size, period - index, index)
 
 
-def _window(size: int, crop: int, u: float) -> torch.Tensor:
-    """``crop`` indices into an axis of ``size``: a window at relative offset ``u`` in [0, 1), or,
-    for a shorter axis, the whole axis at a random place inside a reflect-padded window."""
+def _window(size: int, crop: int, u: float) -> torch.Tensor | slice:
+    """``crop`` indices into an axis of ``size``: a window at relative offset ``u`` in [0, 1) (a
+    slice), or, for a shorter axis, the whole axis at a random place inside a reflect-padded window."""
     if size >= crop:
         start = min(int(u * (size - crop + 1)), size - crop)
-        return torch.arange(start, start + crop)
+        return slice(start, start + crop)
     before = min(int(u * (crop - size + 1)), crop - size)
     return _reflect(torch.arange(-before, crop - before), size)
 
@@ -152,8 +152,8 @@ class ImagePool:
             rows, cols = _window(image.shape[1], crop, u), _window(image.shape[2], crop, v)
             images.append(image[:, rows][:, :, cols])
             if label is not None:
-                labels.append(label[rows][:, cols].long())
-        return torch.stack(images), (torch.stack(labels) if labels else None)
+                labels.append(label[rows][:, cols])
+        return torch.stack(images), (torch.stack(labels).long() if labels else None)
 
 
 # --- distributed --------------------------------------------------------------------------------
@@ -371,6 +371,7 @@ class Trainer:
                  device: str | None = None, fresh: bool = False, max_minutes: float | None = None,
                  steps: int | None = None, progress: bool = True, stop_at_step: int | None = None):
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.recipe = os.fspath(scenario) if isinstance(scenario, (str, Path)) else ""
         if sc.kind != "train" or sc.train is None:
             raise ConfigError(f"scenario {sc.name!r} is of kind {sc.kind!r}; `semsim train` needs kind: train "
                               f"(use `semsim run` for it)")
@@ -646,7 +647,8 @@ class Trainer:
                 "step": self.steps, "batch_size": self.sc.batch_size, "crop": st.crop, "seed": self.sc.seed,
                 "data": {t: [spec_label(s) for s in specs] for t, specs in st.data.items()},
                 "validation_data": spec_label(st.validation_data), "optimizer": st.optimizer,
-                "precision": st.precision, "device": self.device, "world_size": self.dist.world,
+                "precision": st.precision, "device": self.device, "device_name": device_name(self.device),
+                "world_size": self.dist.world, "recipe": self.recipe,
                 "wall_seconds": wall_seconds, "git_commit": _commit(), "semsim_version": _version(),
                 "scenario": self.sc.name, "settings": self.settings(m)}
 
@@ -736,6 +738,13 @@ def _jsonable(value: Any) -> Any:
     import json
 
     return json.loads(json.dumps(value))
+
+
+def device_name(device: str) -> str:
+    """What trained a model, in words: the GPU's name (``"NVIDIA H200"``) or ``"CPU (N cores)"``."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU ({os.cpu_count()} cores)"
 
 
 def _diff(saved: dict[str, Any] | None, current: dict[str, Any]) -> str:

@@ -329,3 +329,56 @@ def resolve_weights(spec: str | os.PathLike, folder: str | os.PathLike | None = 
                           f"{entry['sha256'][:12]}…; the file is corrupt or was replaced")
     return path
 
+
+
+#: What a manifest entry copies from the weights' metadata (written by ``semsim train``).
+SHIPPED_FIELDS = ("method", "recipe", "scenario", "data", "steps", "batch_size", "crop", "train_channel",
+                  "train_snr_db", "budget", "precision", "device", "device_name", "wall_seconds", "git_commit")
+
+
+def ship_weights(paths: list[str | os.PathLike], folder: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Copy final weights written by ``semsim train`` into the shipped-weights folder (default the
+    package's ``pretrained/``) as ``<method>-<preset>.safetensors`` and record each in
+    ``manifest.json``: sha256, size and how it was trained (:data:`SHIPPED_FIELDS`).
+
+    :param paths: final ``<label>.safetensors`` files (not checkpoints), or training output folders
+        (every ``<label>/<label>.safetensors`` in them).
+    :returns: the new manifest entries by name.
+    :raises ConfigError: a checkpoint, or a file without training metadata.
+    """
+    import shutil
+
+    folder = Path(folder or PRETRAINED_DIR)
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q / f"{q.name}.safetensors" for q in p.iterdir() if (q / f"{q.name}.safetensors").is_file())
+            if not found:
+                raise ConfigError(f"no final weights (<label>/<label>.safetensors) in {p}")
+            files += found
+        elif not p.is_file():
+            raise ConfigError(f"weights file {os.fspath(p)!r} not found")
+        else:
+            files.append(p)
+    entries = {}
+    for p in files:
+        meta = read_meta(p)
+        if meta.get("kind") == "checkpoint" or "method" not in meta or meta.get("step") != meta.get("steps"):
+            raise ConfigError(f"{p} is not the final weights of a finished `semsim train` run "
+                              f"(ship <output>/<label>/<label>.safetensors)")
+        preset = (meta.get("spec") or {}).get("preset", "small")
+        name = f"{meta['method']}-{preset}"
+        target = folder / f"{name}.safetensors"
+        with atomic_file(target) as tmp:
+            shutil.copyfile(p, tmp)
+            os.chmod(tmp, 0o644)
+        entries[name] = {"file": target.name, "sha256": sha256(target), "bytes": target.stat().st_size,
+                         "preset": preset, "label": meta.get("label", ""),
+                         **{k: meta[k] for k in SHIPPED_FIELDS if k in meta}}
+    file = folder / "manifest.json"
+    doc = json.loads(file.read_text()) if file.is_file() else {"weights": {}}
+    doc.setdefault("weights", {}).update(entries)
+    doc["weights"] = dict(sorted(doc["weights"].items()))
+    with atomic_file(file) as tmp:
+        Path(tmp).write_text(json.dumps(doc, indent=2) + "\n")
+    return entries

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One GPU session for the shipped weights and the fig5 benchmark, in one go:
+#   1. time one bf16 training step of every learned method (benchmarks/train_throughput.py) and
+#      fix the recipe's `steps` so that training all of them takes about TRAIN_SECONDS;
+#   2. train them in turn (scenarios/train_small_gpu.yaml: identical data, steps, SNR range, seed);
+#   3. ship the final weights into semsim/pretrained/ with their manifest (`semsim ship`);
+#   4. time the fig5 sweep (scenarios/fig5.yaml) on the GPU with those weights.
+# The data is read from $SEMSIM_SHARED (default ../shared); the log, weights and a tarball of the
+# curves, manifest and fig5 results go to $OUT.
+#
+#   mkdir -p results/gpu && OUT=results/gpu bash benchmarks/gpu_recipe.sh 2>&1 | tee results/gpu/log.txt
+set -u
+OUT=${OUT:-results/gpu}
+TRAIN_SECONDS=${TRAIN_SECONDS:-270}   # optimiser-step time for all methods together
+FIG5_SECONDS=${FIG5_SECONDS:-120}     # the fig5 sweep is cut off after this (finished points are kept)
+DEVICE=${DEVICE:-cuda:0}
+RUN_DEVICE=${RUN_DEVICE:-cuda}
+PRECISION=${PRECISION:-bf16}
+BATCH=${BATCH:-64}
+MIN_STEPS=${MIN_STEPS:-200}
+REPEATS=${REPEATS:-8}
+RECIPE=scenarios/train_small_gpu.yaml
+PROBE=results/throughput_gpu.json
+PY=${PY:-python3}
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT" results
+log() { echo "[$(date -u +%T) +${SECONDS}s] $*"; }
+
+log "environment"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+$PY -c "import torch, timm, sionna, diffusers; print('torch', torch.__version__, 'timm', timm.__version__, \
+'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())" || exit 1
+
+probe() {
+    $PY benchmarks/train_throughput.py --device "$DEVICE" --precision "$1" --batch "$BATCH" --crop 128 \
+        --warmup 3 --repeats "$REPEATS" --json "$PROBE"
+}
+log "1. throughput probe ($PRECISION, batch $BATCH, 128 px)"
+if ! probe "$PRECISION"; then
+    PRECISION=fp32
+    log "bf16 failed; probing fp32"
+    probe fp32 || exit 1
+fi
+STEPS=$($PY -c "
+import json
+per_step = sum(r['s_per_step'] for r in json.load(open('$PROBE'))) * 1.15  # data, logging, validation
+print(max($MIN_STEPS, min(20000, int($TRAIN_SECONDS / per_step) // 50 * 50)))")
+log "steps per method: $STEPS (precision $PRECISION)"
+sed -i -e "s/^steps: .*/steps: $STEPS/" -e "s/^batch_size: .*/batch_size: $BATCH/" \
+    -e "s/^precision: .*/precision: $PRECISION/" "$RECIPE"
+
+log "2. training"
+MAX_MIN=$($PY -c "print(round($TRAIN_SECONDS * 1.4 / 60, 2))")
+$PY -m semsim train "$RECIPE" --device "$DEVICE" --quiet --max-minutes "$MAX_MIN"
+log "training exit $?"
+for f in results/train/small-gpu/*/validation.csv; do echo "== $f"; tail -n 3 "$f"; done
+
+log "3. ship"
+$PY -m semsim ship results/train/small-gpu
+log "ship exit $?"
+
+log "4. fig5 sweep on $RUN_DEVICE (cut off after ${FIG5_SECONDS}s)"
+T0=$SECONDS
+timeout "$FIG5_SECONDS" $PY -m semsim run scenarios/fig5.yaml --device "$RUN_DEVICE" --quiet --fresh
+log "fig5 exit $? after $((SECONDS - T0)) s"
+
+cp semsim/pretrained/*.safetensors "$OUT"/ 2>/dev/null
+tar czf "$OUT/results.tgz" semsim/pretrained/manifest.json "$RECIPE" "$PROBE" results/train/small-gpu/*/*.csv \
+    results/train/small-gpu/*/*.png results/train/small-gpu/curves.png results/fig5 2>/dev/null
+ls -la "$OUT"
+log "done"
