@@ -58,10 +58,12 @@ def estimate_seconds(sc: Scenario) -> float:
         return sum((sc.max_bits / 1.2e5) if r != "uncoded" else sc.max_bits / 5e6
                    for r in sc.code_rates) * len(sc.channels) * len(sc.modulations) * len(sc.snr_db)
     total = 0.0
-    for d in sc.data:
+    for i, d in enumerate(sc.data):
         mpix = sum(h * w for h, w in image_sizes(build("dataset", d))) / 1e6
         for budget in sc.budgets:
-            for m in sc.methods:
+            for j, m in enumerate(sc.methods):
+                if not sc.pairs(i, j):
+                    continue
                 codec = build_codec(m, budget)
                 n_axes = len(m.get("mcs", [None]))
                 total += codec.cost_s_per_mpixel * mpix * n_axes * len(sc.snr_db) * len(sc.channels)

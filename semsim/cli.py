@@ -1,4 +1,5 @@
-"""The ``semsim`` command line: ``validate``, ``run``, ``train``, ``plot``, ``list``, ``info``, ``transmit``.
+"""The ``semsim`` command line: ``validate``, ``run``, ``train``, ``plot``, ``list``, ``info``, ``transmit``,
+``grid``.
 
 Each subcommand is a function ``main(argv)`` that returns an exit status, so tests call them
 directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to stderr and exit 2.
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("weights", nargs="+", help="<output>/<label>/<label>.safetensors files written by semsim train")
     sh.add_argument("--into", default=None, metavar="DIR", help="folder (default: semsim/pretrained)")
 
+    rp = sub.add_parser("report", help="write docs/results.md (tables, plots, training curves, timings) from the "
+                                       "figure scenarios' results")
+    rp.add_argument("--results", default="results", help="the results folder (default: results)")
+    rp.add_argument("--out", default="docs/results.md", help="the page to write; figures go beside it")
+    rp.add_argument("--anchors", default=None, metavar="CSV", help="published curves (default: $SEMSIM_SHARED/anchors)")
+
     pl = sub.add_parser("plot", help="draw PNG/PDF curves from a results CSV")
     pl.add_argument("csv")
     pl.add_argument("--out", default=None, help="folder for the plots (default: plots/ beside the CSV)")
@@ -84,6 +91,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="diffusion sampling steps of the semantic decoder (default 1, the MMSE estimate)")
     x.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     x.add_argument("--seed", type=int, default=0, help="seeds untrained weights and the channel noise")
+
+    g = sub.add_parser("grid", help="draw one figure of every method's output for a few images of a scenario "
+                                    "(first dataset, budget and channel; one SNR)")
+    g.add_argument("scenario")
+    g.add_argument("--snr", type=float, default=None, metavar="DB",
+                   help="Es/N0 in dB (default: the scenario's first snr_db)")
+    g.add_argument("--images", nargs="+", default=None, metavar="ID", help="sample ids (default: the whole dataset)")
+    g.add_argument("--out", default=None, metavar="PNG", help="the picture (default: <scenario output>/grid.png)")
+    g.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
     return p
 
 
@@ -167,6 +183,13 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import report
+
+    print(f"wrote {report(args.results, args.out, args.anchors)}")
+    return 0
+
+
 def cmd_ship(args) -> int:
     from .weights import ship_weights
 
@@ -199,11 +222,22 @@ def cmd_transmit(args) -> int:
     return 0
 
 
+def cmd_grid(args) -> int:
+    from .visual import grid
+
+    g = grid(args.scenario, snr_db=args.snr, images=args.images, out=args.out, device=args.device)
+    for t in g.tiles:
+        if t.caption:
+            print(f"{t.image}  {' · '.join(t.column.splitlines())}: {' · '.join(t.caption.splitlines())}")
+    print(f"wrote {g.path} ({len(g.images)} images x {len(g.columns)} columns) in {g.seconds:.1f} s")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list, "train": cmd_train,
-                "info": cmd_info, "ship": cmd_ship, "transmit": cmd_transmit}[args.command](args)
+                "info": cmd_info, "ship": cmd_ship, "report": cmd_report, "transmit": cmd_transmit, "grid": cmd_grid}[args.command](args)
     except SemsimError as e:
         print(f"semsim: error: {e}", file=sys.stderr)
         return 2

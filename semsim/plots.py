@@ -161,7 +161,12 @@ def plot_vs_snr(rows, out: Path, metric: str, anchors: list[dict[str, str]] = ()
             ax.set_xlabel("SNR = Es/N0 (dB)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.grid(alpha=0.3)
-        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        handles = {}  # every line of every panel (published curves exist for some channels only)
+        for ax in axes[0]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="center left",
+                           bbox_to_anchor=(1.02, 0.5))
         fig.suptitle(f"{dataset}, {budget}", fontsize=11)
         paths += _save(fig, out, f"{metric}_vs_snr_{_slug(dataset)}_{_slug(budget)}")
     return paths

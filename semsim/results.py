@@ -87,8 +87,10 @@ def summary_table(rows: list[dict[str, str]], metric: str | None = None, envelop
     dataset/channel/budget/method/MCS, one column per SNR, cells ``mean ± CI``."""
     if not rows:
         return "(no rows)"
-    if metric is None:
-        metric = "psnr" if any(math.isfinite(num(r.get("psnr"))) for r in rows) else "miou"
+    if metric is None:  # psnr of reconstruction rows, miou of segmentation rows
+        parts = [summary_table(sel, m, envelope) for m in ("psnr", "miou")
+                 if (sel := [r for r in rows if math.isfinite(num(r.get(m)))])]
+        return "\n\n".join(parts) or summary_table(rows, "psnr", envelope)
     by = ("dataset", "channel", "budget", "method", "mcs", "snr_db")
     agg = aggregate(rows, by, metric)
     if envelope:

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -187,6 +188,7 @@ class Runner:
         self._prepare_output()
         _atomic_write(self.out / "provenance.json", json.dumps(provenance(self.sc, self.device), indent=2))
         pending = [p for p in todo if not self._part(p).exists()]
+        t_run = time.perf_counter()
         bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=self.sc.name, unit="point",
                    disable=not self.progress)
         for pt in pending:
@@ -199,7 +201,10 @@ class Runner:
         if not pending:
             self._rebuild_csv(points)
         weights = {c.label: c.weights_sha256 for c in self._codecs.values() if getattr(c, "weights_sha256", "")}
-        _atomic_write(self.out / "provenance.json", json.dumps(provenance(self.sc, self.device, weights), indent=2))
+        prov = provenance(self.sc, self.device, weights)
+        prov["last_run"] = {"points_run": len(pending), "points_already_done": len(todo) - len(pending),
+                            "wall_seconds": round(time.perf_counter() - t_run, 2)}
+        _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
         return self.csv_path
 
     # --- one point ------------------------------------------------------------------------------

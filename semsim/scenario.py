@@ -6,7 +6,8 @@ A scenario is a YAML mapping. Three kinds exist.
 
     name: quickstart
     seed: 0
-    data: {name: builtin, limit: 3}          # one dataset spec, or a list of them
+    data: {name: builtin, limit: 3}          # one dataset spec, or a list of them, or by task:
+                                              # {reconstruction: ..., segmentation: ...}
     budget: {cbr: 1/16}                       # or {channel_uses: 10000}, or a list of them
     channels: [awgn, {name: rayleigh, block_length: 1024}]
     snr_db: [0, 10, 20]                       # or {start: 0, stop: 20, step: 2}
@@ -72,7 +73,7 @@ import yaml
 
 from . import registry
 from .channels import SNR_RANGE_DB
-from .codec import Budget, parse_ratio
+from .codec import Budget, Task, parse_ratio
 from .config import derive_seed
 from .errors import ConfigError, choices
 
@@ -156,8 +157,12 @@ class Scenario:
     channels: list[dict[str, Any]] = field(default_factory=list)
     snr_db: list[float] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)
+    #: per entry of ``data``: the task whose methods it feeds (``None``: every method's)
+    data_tasks: list[str | None] = field(default_factory=list)
     budgets: list[Budget] = field(default_factory=list)
     methods: list[dict[str, Any]] = field(default_factory=list)
+    #: per method: its task value (filled in when the scenario is validated)
+    method_tasks: list[str] = field(default_factory=list)
     batch_size: int = 4
     output: Path | None = None
     device: str = "cpu"
@@ -191,6 +196,8 @@ class Scenario:
                 for c, ch in enumerate(self.channels):
                     for snr in self.snr_db:
                         for m, method in enumerate(self.methods):
+                            if not self.pairs(d, m):
+                                continue
                             for axes in _axes_product(method):
                                 key = "|".join([spec_label(data), budget.label, spec_label(ch), f"snr={snr:g}",
                                                 spec_label(method, skip=("mcs",))]
@@ -198,6 +205,11 @@ class Scenario:
                                 pts.append(Point(len(pts), key, derive_seed(self.seed, key), d, budget, c,
                                                  snr, m, axes))
         return pts
+
+    def pairs(self, d: int, m: int) -> bool:
+        """Whether method ``m`` runs on dataset ``d`` (task-keyed data feeds only its task's methods)."""
+        task = self.data_tasks[d] if d < len(self.data_tasks) else None
+        return task is None or m >= len(self.method_tasks) or self.method_tasks[m] == task
 
     def _ber_points(self) -> list[Point]:
         pts = []
@@ -228,11 +240,13 @@ def _axes_product(method: dict[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
 
 # --- loading ------------------------------------------------------------------------------------
 
-def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
+def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = True) -> Scenario:
     """Parse and validate a scenario from a YAML file path or an already-parsed mapping.
 
     Builds (and so checks) every channel and method spec and opens every dataset; raises
     :class:`ConfigError` / :class:`DataError` with a clear message on the first problem.
+    ``check_classes=False`` lets a segmentation method predict another class count than its
+    dataset's (``semsim grid`` draws such a prediction unscored; ``semsim run`` never allows it).
     """
     path = None
     if isinstance(source, dict):
@@ -278,7 +292,7 @@ def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
     if kind == "ber":
         _ber_fields(sc, raw)
     else:
-        _transmission_fields(sc, raw)
+        _transmission_fields(sc, raw, check_classes)
     return sc
 
 
@@ -354,38 +368,63 @@ def _budgets(value: Any) -> list[Budget]:
     return out
 
 
-def _transmission_fields(sc: Scenario, raw: dict[str, Any]) -> None:
+def _transmission_fields(sc: Scenario, raw: dict[str, Any], check_classes: bool = True) -> None:
     sc.batch_size = raw.get("batch_size", 4)
     _expect(sc.batch_size, int, "batch_size")
     if sc.batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {sc.batch_size}")
     sc.budgets = _budgets(raw.get("budget"))
-    sc.data = [_spec(d, "dataset", "data") for d in _as_list(raw.get("data"), "data")]
+    data = raw.get("data")
+    tasks = {t.value for t in Task}
+    if isinstance(data, dict) and "name" not in data and data and set(data) <= tasks:
+        by_task = [(task, d) for task, value in data.items() for d in _as_list(value, f"data.{task}")]
+    elif isinstance(data, dict) and "name" not in data:
+        raise ConfigError(f"data must be a dataset spec (with a name), a list of them, or a mapping by task "
+                          f"with keys {choices(sorted(tasks))}; got keys {choices(sorted(map(str, data)))}")
+    else:
+        by_task = [(None, d) for d in _as_list(data, "data")]
+    sc.data = [_spec(d, "dataset", "data") for _, d in by_task]
+    sc.data_tasks = [task for task, _ in by_task]
     datasets = [registry.build("dataset", d) for d in sc.data]  # DataError for a missing folder
     sc.methods = []
     for m in _as_list(raw.get("methods"), "methods"):
         spec = _spec(m, "codec", "methods")
         registry.check_kwargs("codec", spec["name"], {k: v for k, v in spec.items() if k != "name"})
         sc.methods.append(spec)
-    _check_budgets(sc, datasets)
+    _check_budgets(sc, datasets, check_classes)
 
 
-def _check_budgets(sc: Scenario, datasets: list) -> None:
+def _check_budgets(sc: Scenario, datasets: list, check_classes: bool = True) -> None:
     """Build each method at each budget, fix its sweep axes, and check it can meet the budget."""
     from .data import image_sizes
 
-    for d, ds in zip(sc.data, datasets):
+    codecs: dict[tuple[int, int], Any] = {}
+
+    def codec_at(b: int, m: int):
+        if (b, m) not in codecs:
+            codecs[b, m] = registry.build("codec", sc.methods[m], budget=sc.budgets[b])
+        return codecs[b, m]
+
+    sc.method_tasks = [codec_at(0, m).task.value for m in range(len(sc.methods))]
+    for m, spec in enumerate(sc.methods):
+        if not any(sc.pairs(d, m) for d in range(len(sc.data))):
+            raise ConfigError(f"method {spec_label(spec)!r} does {sc.method_tasks[m]} but the scenario's data has "
+                              f"no {sc.method_tasks[m]} entry; add one under data")
+    for d, (dspec, ds) in enumerate(zip(sc.data, datasets)):
         sizes = image_sizes(ds)
-        for budget in sc.budgets:
-            for spec in sc.methods:
-                codec = registry.build("codec", spec, budget=budget)
+        for b, budget in enumerate(sc.budgets):
+            for m, spec in enumerate(sc.methods):
+                if not sc.pairs(d, m):
+                    continue
+                codec = codec_at(b, m)
                 if codec.task.value == "segmentation" and getattr(ds, "num_classes", None) is None:
                     raise ConfigError(f"method {spec['name']!r} does segmentation but dataset "
-                                      f"{spec_label(d)} has no labels; use camvid, voc or procedural")
+                                      f"{spec_label(dspec)} has no labels; use camvid, voc or procedural")
                 classes = getattr(codec, "num_classes", None)
-                if codec.task.value == "segmentation" and classes is not None and classes != ds.num_classes:
+                if (check_classes and codec.task.value == "segmentation" and classes is not None
+                        and classes != ds.num_classes):
                     raise ConfigError(f"method {spec['name']!r} predicts {classes} classes but dataset "
-                                      f"{spec_label(d)} has {ds.num_classes}; use weights trained on "
+                                      f"{spec_label(dspec)} has {ds.num_classes}; use weights trained on "
                                       f"that dataset (or set num_classes: {ds.num_classes})")
                 if codec.axes:
                     spec.update(codec.sweep_values())
@@ -394,7 +433,7 @@ def _check_budgets(sc: Scenario, datasets: list) -> None:
                     if need > cap:
                         raise ConfigError(
                             f"budget {budget.label} (cap {cap} channel uses for a {h}x{w} image of "
-                            f"{spec_label(d)}) is below what method {spec['name']!r} needs ({need}); "
+                            f"{spec_label(dspec)}) is below what method {spec['name']!r} needs ({need}); "
                             f"raise the budget or drop the method")
 
 

@@ -156,6 +156,16 @@ def _names(items: list[str]) -> str:
     return shown + (f" … and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
 
+def train_condition(meta: Mapping[str, Any]) -> str:
+    """The training channel of weights' metadata, with the SNR where it was one fixed value:
+    ``"awgn"`` (SNR drawn from a range) or ``"awgn at 10 dB"``; ``""`` when unknown."""
+    channel = meta.get("train_channel", "")
+    snr = meta.get("train_snr_db") or []
+    if channel and len(snr) == 2 and snr[0] == snr[1]:
+        return f"{channel} at {snr[0]:g} dB"
+    return channel
+
+
 def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, Any]:
     """Load a weights file into ``codec`` after checking that it fits.
 
@@ -193,7 +203,7 @@ def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
         raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'label', 'the codec')}: " + "; ".join(problems))
     codec.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own}, strict=True)
     digest = sha256(path)
-    codec.train_channel = meta.get("train_channel", "")
+    codec.train_channel = train_condition(meta)
     codec.weights_sha256 = digest
     return {**meta, "sha256": digest}
 
