@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ FIGURES = (
     Figure("fig5", "scenarios/fig5.yaml", "fig5", "psnr", "Fig. 5: Kodak at full size, PSNR vs SNR",
            "The 24 Kodak photos at 768×512 and 512×768, CBR 1/16 (73,728 channel uses per photo)."),
     Figure("fig7", "scenarios/fig7.yaml", "fig7", "miou", "Fig. 7: CamVid test, mIoU vs SNR",
-           "The 233 CamVid test images (480×360, 11 classes), 10,000 channel uses per image for every "
-           "method. mIoU over the whole split (one confusion matrix per point)."),
+           "The CamVid test split (480×360, 11 classes; the 173 of SegNet's 233 test pairs that "
+           "../shared holds), 10,000 channel uses per image for every method. mIoU over the whole "
+           "split (one confusion matrix per point)."),
     Figure("cbr", "scenarios/cbr_sweep.yaml", "cbr_sweep", "psnr", "PSNR vs CBR at SNR 10 dB",
            "The first 8 Kodak photos, AWGN, SNR 10 dB, CBR 1/48 … 1/8; the learned models were trained "
            "at CBR 1/16."),
@@ -76,6 +78,25 @@ def _series(rows: list[dict[str, str]], metric: str) -> dict[tuple[str, str, str
     for (ch, label, mcs, snr), (mean, _, _) in agg.items():
         out.setdefault((ch, label, mcs), {})[float(snr)] = mean
     return out
+
+
+def _versus(name: str, diffs: dict[float, float], unit: str, digits: int) -> str:
+    """"ahead of X by a … b dB" / "behind X by …" / "ahead of X at 1–7 dB, behind at 10–13 dB"."""
+    def span(d: dict[float, float]) -> str:
+        lo, hi = min(d.values()), max(d.values())
+        u = f" {unit}" if unit else ""
+        return f"{lo:+.{digits}f}{u}" if lo == hi else f"{lo:+.{digits}f} … {hi:+.{digits}f}{u}"
+
+    def snrs(d: dict[float, float]) -> str:
+        return ", ".join(f"{s:g}" for s in d) + " dB"
+
+    ahead = {s: v for s, v in diffs.items() if v > 0}
+    behind = {s: v for s, v in diffs.items() if v <= 0}
+    if not behind:
+        return f"ahead of {name} ({span(ahead)})"
+    if not ahead:
+        return f"behind {name} ({span(behind)})"
+    return f"ahead of {name} at SNR {snrs(ahead)} ({span(ahead)}), behind at {snrs(behind)} ({span(behind)})"
 
 
 def _short(label: str) -> str:
@@ -131,11 +152,24 @@ class Report:
 
     # --- helpers --------------------------------------------------------------------------------
     def _img(self, src: Path, name: str, alt: str) -> None:
-        if src.is_file():
-            self.figures.mkdir(parents=True, exist_ok=True)
+        """Copy a picture beside the page; photo grids over 600 kB become a JPEG at most 1800 px wide
+        (the repository keeps them small; the full-resolution PNG stays under results/)."""
+        if not src.is_file():
+            return
+        self.figures.mkdir(parents=True, exist_ok=True)
+        if src.stat().st_size > 600_000:
+            from PIL import Image
+
+            name = Path(name).with_suffix(".jpg").name
+            image = Image.open(src).convert("RGB")
+            if image.width > 1800:
+                image = image.resize((1800, round(image.height * 1800 / image.width)), Image.LANCZOS)
+            with atomic_file(self.figures / name) as tmp:
+                image.save(tmp, format="JPEG", quality=85, optimize=True)
+        else:
             with atomic_file(self.figures / name) as tmp:
                 shutil.copyfile(src, tmp)
-            self.lines += [f"![{alt}](figures/{name})", ""]
+        self.lines += [f"![{alt}](figures/{name})", ""]
 
     def _plots(self, csv: Path, key: str) -> list[Path]:
         from .plots import plot_results
@@ -229,8 +263,10 @@ class Report:
                 if fig.key == "fig5" and ch == "awgn":
                     extra = {k if "published" in k else f"{k} (published)": v
                              for k, v in _anchors(self.anchors).items()}
-                self.lines += [f"**{ch}** ({'mIoU' if fig.metric == 'miou' else 'PSNR, dB'}; mean over "
-                               f"{len({r['image'] for r in rows})} images)", ""]
+                per_point = max(Counter(r["point"] for r in rows if r["channel"] == ch).values())
+                what = (f"mIoU over {per_point} images" if fig.metric == "miou"
+                        else f"PSNR in dB, mean over {per_point} images")
+                self.lines += [f"**{ch}** ({what})", ""]
                 self.lines += _wide_table(series, ch, snrs, 3 if fig.metric == "miou" else 2, extra) + [""]
         expected = len(_points(fig.scenario))
         done = len({r["point"] for r in rows})
@@ -305,11 +341,9 @@ class Report:
                           and "capacity" not in k[1]}
                 parts = []
                 for name, v in sorted(others.items()):
-                    diffs = [g[s] - v[s] for s in sorted(g) if s in v and math.isfinite(v[s])]
+                    diffs = {s: g[s] - v[s] for s in sorted(g) if s in v and math.isfinite(v[s])}
                     if diffs:
-                        lo, hi = min(diffs), max(diffs)
-                        word = "ahead of" if lo > 0 else "behind" if hi < 0 else "level with / crossing"
-                        parts.append(f"{word} {name} ({lo:+.1f} … {hi:+.1f} dB)")
+                        parts.append(_versus(name, diffs, "dB", 1))
                 self.lines.append(f"- **{what}, {ch}:** GenSC is " + "; ".join(parts) + ".")
                 said = True
         series = self.facts.get("fig7")
@@ -322,11 +356,10 @@ class Report:
                 for k, v in sorted(series.items()):
                     if k[0] != ch or k[1].startswith(GENSC) or k[2] not in ("", ENVELOPE_MCS):
                         continue
-                    diffs = [g[s] - v[s] for s in sorted(g) if s in v and math.isfinite(v[s])]
+                    diffs = {s: g[s] - v[s] for s in sorted(g) if s in v and math.isfinite(v[s])}
                     if diffs:
-                        parts.append(f"{_short(k[1])}{' ' + k[2] if k[2] else ''} {min(diffs):+.3f} … "
-                                     f"{max(diffs):+.3f}")
-                self.lines.append(f"- **CamVid mIoU, {ch}:** GenSC minus " + "; ".join(parts) + ".")
+                        parts.append(_versus(f"{_short(k[1])}{' ' + k[2] if k[2] else ''}", diffs, "", 3))
+                self.lines.append(f"- **CamVid mIoU, {ch}:** GenSC is " + "; ".join(parts) + ".")
                 said = True
         if said:
             self.lines.append("")
@@ -382,29 +415,38 @@ WHY = """
 Why, as far as these runs can tell:
 
 - **Training is short.** Every learned model here is a `small` preset (2.9–3.7 M parameters) trained
-  for 1,450 steps of batch 64 at 128 px (about a minute each on one H200), against days on DIV2K/CLIC
-  for the published curves. The learned codecs' PSNR is still flat in SNR: they have learned a good
-  average code but not yet to spend a clean channel on detail. The published curves (dashed, grey)
-  lie 6–10 dB above everything trained here; that gap is training budget, not the comparison.
+  for 1,450 steps of batch 64 at 128 px (under two minutes each on one H200), against days on
+  DIV2K/CLIC for the published curves. The learned codecs' PSNR is still nearly flat in SNR: they
+  have learned a good average code but not yet to spend a clean channel on detail. The published
+  curves (dashed) lie 6–12 dB above everything trained here; that gap is training budget, not the
+  comparison, which is at equal parameters, data, steps and channel uses.
 - **GenSC pays for doing two tasks with one encoder.** Its encoder, receiver KB and both decoders
-  share one budget of parameters and optimiser steps across reconstruction and segmentation, while
-  each baseline spends all of it on one task. At equal size and steps the dedicated reconstruction
-  baselines (Deep JSCC especially, the simplest and fastest to train) reach a higher PSNR.
-- **GenSC's decoder is a one-step diffusion decoder here.** With `sampling_steps: 1` it returns the
-  MMSE estimate, which maximises PSNR for its training but blurs; more DDIM steps sharpen texture
-  (higher MS-SSIM, see `scenarios/gensc_sampling_steps.yaml`) at almost equal PSNR.
-- **GenSC is ahead in segmentation.** It sends at most 2 symbols per 8×8 block (about 5,400 of the
-  10,000 channel uses on CamVid) and still matches or beats Deeplab-JSCC, because the Swin features
-  it sends are already semantic; JPEG+LDPC+FCN falls off a cliff when the link fails and often has
-  no JPEG quality that fits 20 kbit at all, and its FCN then labels a grey image.
+  share one parameter budget and one set of optimiser steps between reconstruction and
+  segmentation, while each baseline spends all of it on one task. At equal size and steps the
+  dedicated reconstruction baselines (Deep JSCC above all, the simplest and fastest to train) reach
+  a higher PSNR on AWGN.
+- **GenSC's reconstruction is a one-step diffusion decode.** With `sampling_steps: 1` it returns the
+  MMSE estimate, which blurs; the Fig. 6 grid also shows a faint 8×8 block pattern from the ×8
+  pixel-shuffle head, typical this early in training. More DDIM steps raise MS-SSIM at about equal
+  PSNR (`scenarios/gensc_sampling_steps.yaml`).
+- **WITT shifts colours** at this training length (sepia reds in the Fig. 6 grid): its Swin
+  decoder has learned luminance before chroma. Its PSNR is close to ADJSCC's.
+- **Segmentation under a tight budget favours GenSC's features.** GenSC sends at most 2 symbols
+  per 8×8 block (about 5,400 of the 10,000 channel uses on CamVid) of Swin features that are
+  already semantic, and its mIoU barely moves with SNR. Deeplab-JSCC sends its whole budget of
+  features learned in the same steps. JPEG+LDPC+FCN segments an exact JPEG above the link's
+  threshold, so there it is the one to beat; below the threshold, or when no JPEG quality fits
+  20 kbit at all (a busy street scene often does not), the FCN labels a grey image.
 - **Digital separation wins where it works.** Above its threshold SNR on AWGN, JPEG+LDPC+16QAM
-  delivers an exact JPEG and beats the short-trained JSCC codecs by several dB; below it, it delivers
-  nothing (the cliff). On Rayleigh block fading the cliff moves with each block's fade, and on TDL-A
-  (frequency-selective, one-tap equalised per symbol as the channel layer defines) the digital chain
-  fails at every SNR tested here, while every JSCC codec degrades gracefully.
+  delivers an exact JPEG and beats the short-trained JSCC codecs by several dB; below it, it
+  delivers nothing (the cliff). On Rayleigh block fading the cliff moves with each block's fade.
+  Over TDL-A an image spans dozens of OFDM slots that fade independently, and one failed codeword
+  spoils the JPEG, so at these SNRs nearly every image fails, while every JSCC codec degrades
+  gracefully.
 - **Fading channels were never seen in training.** All weights are trained on AWGN (the labels
-  say so); the learned codecs still use the CSI planes at the receiver and lose 1–3 dB on Rayleigh
-  and TDL-A against AWGN. ADJSCC, whose attention modules are fed the SNR only, suffers most on TDL-A.
+  say so); the learned codecs still get the CSI planes at the receiver and lose 1–3 dB on Rayleigh
+  and TDL-A against AWGN. ADJSCC, whose attention modules are fed the SNR only, suffers most on
+  TDL-A.
 """
 
 

@@ -77,3 +77,18 @@ def test_readme_codec_example_runs_in_a_scenario(tmp_path):
     psnr = aggregate(rows, ("channel", "snr_db"), "psnr")
     assert psnr[("awgn", "30")][0] > psnr[("awgn", "0")][0] + 3
     assert psnr[("awgn", "30")][0] > 18
+
+
+def test_every_picture_and_scenario_the_readme_and_results_page_name_exists():
+    """Thumbnails and figure links in README.md and docs/results.md point at committed files, and
+    every scenario file the README names is in scenarios/."""
+    import re
+
+    from conftest import REPO
+
+    for page in (REPO / "README.md", REPO / "docs" / "results.md"):
+        text = page.read_text()
+        for ref in re.findall(r'(?:src="|\]\()([^")]+\.(?:png|jpg))', text):
+            assert (page.parent / ref).is_file(), f"{page.name} shows {ref}, which is missing"
+    for name in set(re.findall(r"scenarios/([\w-]+\.yaml)", (REPO / "README.md").read_text())):
+        assert (REPO / "scenarios" / name).is_file(), name
