@@ -9,11 +9,18 @@
 # curves, manifest and fig5 results go to $OUT.
 #
 #   mkdir -p results/gpu && OUT=results/gpu bash benchmarks/gpu_recipe.sh 2>&1 | tee results/gpu/log.txt
+#
+# On a machine where semsim is not pip-installed (PYTHONPATH=repo root), `baselines/` is made
+# importable as `semsim.baselines` by a symbolic link. The run that trained the shipped weights
+# (one H200, 2026-11-26) carried the wheels of sionna-no-rt, importlib-resources, diffusers,
+# importlib-metadata, lazy-importer, timm and pytorch-msssim, and the data under device_carry/data
+# (BSDS500 train+val as is, CamVid train re-encoded as JPEG q90, Kodak as lossless WebP), with
+#   SEMSIM_SHARED=$PWD/device_carry DEVICE=cuda TRAIN_SECONDS=300 FIG5_SECONDS=100
 set -u
 OUT=${OUT:-results/gpu}
 TRAIN_SECONDS=${TRAIN_SECONDS:-270}   # optimiser-step time for all methods together
 FIG5_SECONDS=${FIG5_SECONDS:-120}     # the fig5 sweep is cut off after this (finished points are kept)
-DEVICE=${DEVICE:-cuda:0}
+DEVICE=${DEVICE:-cuda}
 RUN_DEVICE=${RUN_DEVICE:-cuda}
 PRECISION=${PRECISION:-bf16}
 BATCH=${BATCH:-64}
@@ -26,6 +33,7 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" results
 log() { echo "[$(date -u +%T) +${SECONDS}s] $*"; }
 
+$PY -c "import semsim.baselines" 2>/dev/null || ln -sfn ../baselines semsim/baselines
 log "environment"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 $PY -c "import torch, timm, sionna, diffusers; print('torch', torch.__version__, 'timm', timm.__version__, \

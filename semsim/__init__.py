@@ -2,14 +2,14 @@
 
 Public API (see :mod:`semsim.api`): :func:`load_scenario`, :func:`run`, :func:`plot`,
 :func:`train`, :func:`transmit`, :func:`resolve_task`, :func:`build_channel`, :func:`build_codec`,
-:func:`build_dataset`, :class:`Budget`.
+:func:`build_dataset`, :func:`grid`, :func:`report`, :class:`Budget`.
 Conventions: SNR is Es/N0 per complex channel symbol in dB; each image's channel symbols have unit
 average power; CBR = N / (3 H W) with H W the original image size; the budget is a cap.
 """
 from .api import (Budget, Scenario, TransmitResult, build, build_channel, build_codec, build_dataset,
-                  estimate_seconds, load_scenario, names, plot, resolve_task, run, train, transmit)
+                  estimate_seconds, grid, load_scenario, names, plot, report, resolve_task, run, train, transmit)
 
 __version__ = "0.1.0"
 __all__ = ["Budget", "Scenario", "TransmitResult", "build", "build_channel", "build_codec", "build_dataset",
-           "estimate_seconds", "load_scenario", "names", "plot", "resolve_task", "run", "train", "transmit",
-           "__version__"]
+           "estimate_seconds", "grid", "load_scenario", "names", "plot", "report", "resolve_task", "run", "train",
+           "transmit", "__version__"]

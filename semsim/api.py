@@ -10,6 +10,8 @@ Example::
     ch = semsim.build_channel("awgn")
     codec = semsim.build_codec({"name": "jpeg+ldpc", "mcs": "16qam-1/2"}, budget=semsim.Budget("cbr", 1 / 16))
     r = semsim.transmit("photo.png", "label every pixel", channel="rayleigh", snr_db=5.0, out="out.png")
+    semsim.grid("scenarios/fig6.yaml")          # a visual grid: every method on every image
+    semsim.report()                             # docs/results.md from the figure scenarios' results
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from .runner import run
 from .scenario import Scenario, load_scenario
 from .train import train
 from .transmit import TransmitResult, resolve_task, transmit
+from .report import report
+from .visual import grid
 
 
 def build_codec(spec: str | dict[str, Any], budget: Budget) -> Any:
@@ -71,4 +75,5 @@ def estimate_seconds(sc: Scenario) -> float:
 
 
 __all__ = ["Budget", "Scenario", "TransmitResult", "build", "build_channel", "build_codec", "build_dataset",
-           "estimate_seconds", "load_scenario", "names", "plot", "resolve_task", "run", "train", "transmit"]
+           "estimate_seconds", "grid", "load_scenario", "names", "plot", "report", "resolve_task", "run", "train",
+           "transmit"]

@@ -93,13 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--seed", type=int, default=0, help="seeds untrained weights and the channel noise")
 
     g = sub.add_parser("grid", help="draw one figure of every method's output for a few images of a scenario "
-                                    "(first dataset, budget and channel; one SNR)")
+                                    "(first dataset and budget, one channel, one SNR)")
     g.add_argument("scenario")
     g.add_argument("--snr", type=float, default=None, metavar="DB",
                    help="Es/N0 in dB (default: the scenario's first snr_db)")
     g.add_argument("--images", nargs="+", default=None, metavar="ID", help="sample ids (default: the whole dataset)")
     g.add_argument("--out", default=None, metavar="PNG", help="the picture (default: <scenario output>/grid.png)")
     g.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
+    g.add_argument("--channel", default=None, metavar="NAME",
+                   help="one of the scenario's channels (default: the first; its picture is grid_<channel>.png)")
     return p
 
 
@@ -225,7 +227,8 @@ def cmd_transmit(args) -> int:
 def cmd_grid(args) -> int:
     from .visual import grid
 
-    g = grid(args.scenario, snr_db=args.snr, images=args.images, out=args.out, device=args.device)
+    g = grid(args.scenario, snr_db=args.snr, images=args.images, out=args.out, device=args.device,
+             channel=args.channel)
     for t in g.tiles:
         if t.caption:
             print(f"{t.image}  {' · '.join(t.column.splitlines())}: {' · '.join(t.caption.splitlines())}")

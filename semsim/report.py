@@ -57,7 +57,7 @@ FIGURES = (
            "Deep JSCC and GenSC trained at a fixed 10 dB against the same recipe over 0–20 dB (CPU, "
            "800 steps of batch 8), scored on the first 6 Kodak photos over 0–20 dB, AWGN, CBR 1/16."),
 )
-GRIDS = (("fig6", "scenarios/fig6.yaml", "fig6", "Fig. 6: two Kodak photos at SNR 18 dB (AWGN, CBR 1/16)"),
+GRIDS = (("fig6", "scenarios/fig6.yaml", "fig6", "Fig. 6: two Kodak photos at SNR 18 dB (CBR 1/16)"),
          ("fig7_grid", "scenarios/fig7_grid.yaml", "fig7", "Fig. 7 (visual): CamVid test at SNR 10 dB, "
                                                             "10,000 channel uses"),
          ("voc_grid", "scenarios/voc_grid.yaml", "voc", "PASCAL VOC pairs at SNR 10 dB, 10,000 channel uses "
@@ -397,6 +397,10 @@ class Report:
                 src = self.results / folder / "grid.png"
                 if src.is_file():
                     self._img(src, f"{key}.png", title)
+                    for other in sorted((self.results / folder).glob("grid_*.png")):  # other channels
+                        channel = other.stem.removeprefix("grid_")
+                        self.lines += [f"Over {channel} (`semsim grid {scenario} --channel {channel}`):", ""]
+                        self._img(other, f"{key}_{channel}.png", f"{title}, {channel}")
                 else:
                     self._missing(scenario, "grid")
 

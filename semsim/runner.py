@@ -42,6 +42,8 @@ from .errors import ConfigError
 from .metrics import ConfusionMatrix, ms_ssim, psnr
 from .scenario import Point, Scenario, load_scenario, spec_label
 
+#: a dataset whose decoded samples fit in this many bytes is decoded once per run, not per point
+SAMPLE_CACHE_BYTES = 2 * 2**30
 COLUMNS = ("scenario", "dataset", "task", "method", "weights", "train_channel", "channel", "snr_db", "budget", "mcs",
            "code_rate", "image", "height", "width", "channel_uses", "overhead", "cbr", "psnr", "ms_ssim",
            "miou", "bits", "quality", "bler", "failed", "seed", "point", "seconds")
@@ -138,6 +140,7 @@ class Runner:
         self.progress = progress
         self.columns = BER_COLUMNS if self.sc.kind == "ber" else COLUMNS
         self._datasets: dict[int, Any] = {}
+        self._decoded: dict[int, list | None] = {}
         self._channels: dict[int, Any] = {}
         self._codecs: dict[tuple[int, str], Any] = {}
         self._settings = self._settings_hash()
@@ -213,6 +216,17 @@ class Runner:
             self._datasets[i] = registry.build("dataset", self.sc.data[i])
         return self._datasets[i]
 
+    def _samples(self, i: int):
+        """Dataset ``i``, decoded once and kept for the next points when it fits in
+        :data:`SAMPLE_CACHE_BYTES` (float32 images and int64 labels); otherwise read every point."""
+        from .data import image_sizes
+
+        if i not in self._decoded:
+            ds = self._dataset(i)
+            nbytes = sum(h * w for h, w in image_sizes(ds)) * (3 * 4 + 8)
+            self._decoded[i] = list(ds) if nbytes <= SAMPLE_CACHE_BYTES else None
+        return self._decoded[i] if self._decoded[i] is not None else self._dataset(i)
+
     def _channel(self, i: int):
         if i not in self._channels:
             self._channels[i] = registry.build("channel", self.sc.channels[i])
@@ -239,7 +253,7 @@ class Runner:
                 "snr_db": pt.snr_db, "budget": pt.budget.label, "seed": pt.seed, "point": pt.id,
                 **dict(pt.axes)}
         rows = []
-        for batch in batches_by_size(ds, self.sc.batch_size):
+        for batch in batches_by_size(self._samples(pt.data), self.sc.batch_size):
             images, labels, ids = stack(batch)
             images = images.to(self.device)
             b, _, h, w = images.shape

@@ -104,7 +104,7 @@ class Grid:
 
 def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float | None = None,
          images: list[str] | None = None, out: str | os.PathLike | None = None,
-         device: str | None = None) -> Grid:
+         device: str | None = None, channel: str | None = None) -> Grid:
     """Send the first dataset's images through every method of ``scenario`` and draw the grid.
 
     :param scenario: a transmission scenario (file, mapping or :class:`Scenario`); files and
@@ -115,6 +115,8 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
         differ from the whole dataset's, and with them the noise each image sees.
     :param out: the picture, ``.png`` or ``.jpg`` (default ``<scenario output>/grid.png``).
     :param device: ``"cpu"`` or ``"cuda"`` (default: the scenario's).
+    :param channel: which of the scenario's channels, by name or label (default: the first); the
+        default picture of another channel is ``grid_<channel>.png``.
     :returns: the :class:`Grid` written.
     :raises SemsimError: a bad scenario, SNR, image id, output path or budget.
     """
@@ -137,8 +139,17 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
     if sc.kind != "transmission":
         raise ConfigError(f"scenario {sc.name!r} is of kind {sc.kind!r}; a grid needs a transmission scenario")
     snr = sc.snr_db[0] if snr_db is None else float(snr_db)
-    path = check_output(Path(out) if out is not None else sc.output / GRID_FILE)
-    points = _points(sc, snr)
+    channel_labels = [spec_label(c) for c in sc.channels]
+    if channel is None:
+        c = 0
+    elif channel in channel_labels or channel in [ch["name"] for ch in sc.channels]:
+        c = channel_labels.index(channel) if channel in channel_labels else [ch["name"] for ch in sc.channels].index(channel)
+    else:
+        raise ConfigError(f"channel {channel!r} is not one of the scenario's channels; valid choices: "
+                          f"{', '.join(channel_labels)}")
+    default = sc.output / (GRID_FILE if c == 0 else f"grid_{_slug(channel_labels[c])}.png")
+    path = check_output(Path(out) if out is not None else default)
+    points = _points(sc, snr, c)
     runner = Runner(sc, device=device, progress=False)  # builds codecs and channels as `semsim run` does
     data_spec = sc.data[0] if images is None else {**sc.data[0], "ids": list(images)}
     ds = registry.build("dataset", data_spec)
@@ -179,7 +190,7 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
                     _reconstruction_tile(tile, x[i], output[i])
                 tiles.append(tile)
     tiles.sort(key=lambda t: (t.row, t.col))
-    title = (f"{sc.name}: {spec_label(sc.data[0], skip=('ids', 'limit'))} · {spec_label(sc.channels[0])} at SNR "
+    title = (f"{sc.name}: {spec_label(sc.data[0], skip=('ids', 'limit'))} · {channel_labels[c]} at SNR "
              f"{snr:g} dB (Es/N0) · budget {sc.budgets[0].label} · seed {sc.seed}")
     g = Grid(path, title, columns, [s.id for s in samples], tiles, 0, 0.0)
     g.axes = draw(g, ds)
@@ -187,11 +198,15 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
     return g
 
 
-def _points(sc: Scenario, snr_db: float) -> list[Point]:
-    """The scenario's points on its first dataset, budget and channel at ``snr_db``: one per method
-    and MCS, with the seeds ``semsim run`` gives them (the SNR is part of a point's key)."""
+def _points(sc: Scenario, snr_db: float, channel: int = 0) -> list[Point]:
+    """The scenario's points on its first dataset and budget, and channel ``channel``, at ``snr_db``:
+    one per method and MCS, with the seeds ``semsim run`` gives them (the SNR is part of a point's key)."""
     one = dataclasses.replace(sc, snr_db=[snr_db])
-    return [p for p in one.points() if p.data == 0 and p.budget == sc.budgets[0] and p.channel == 0]
+    return [p for p in one.points() if p.data == 0 and p.budget == sc.budgets[0] and p.channel == channel]
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
 
 
 def _column_title(codec, method: str, pt: Point) -> str:

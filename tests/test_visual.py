@@ -111,3 +111,16 @@ def test_grid_needs_a_transmission_scenario(tmp_path):
 
 def test_doctest(tmp_path):
     assert doctest.testmod(semsim.visual, extraglobs={"tmp": tmp_path}).failed == 0
+
+
+def test_grid_of_another_channel_and_an_unknown_channel(tmp_path):
+    from semsim.errors import ConfigError
+    from semsim.visual import grid
+
+    sc = {"name": "two-channels", "seed": 1, "output": str(tmp_path),
+          "data": {"name": "procedural", "num": 1, "height": 64, "width": 64},
+          "budget": {"cbr": "1/2"}, "channels": ["awgn", "rayleigh"], "snr_db": [10], "methods": ["jpeg+capacity"]}
+    g = grid(sc, channel="rayleigh")
+    assert g.path == tmp_path / "grid_rayleigh.png" and g.path.is_file() and "rayleigh at SNR" in g.title
+    with pytest.raises(ConfigError, match="valid choices: awgn, rayleigh"):
+        grid(sc, channel="tdl-a")
