@@ -67,6 +67,7 @@ class DigitalFCNCodec(SegmentationBaseline):
 
     axes: ClassVar[tuple[str, ...]] = SeparationCodec.axes
     label = "JPEG+LDPC+FCN"
+    channel_in_training: ClassVar[bool] = False  # the FCN trains on clean images
     #: the digital chain's cost plus an FCN forward pass (small preset, 2-core CPU)
     cost_s_per_mpixel: ClassVar[float] = SeparationCodec.cost_s_per_mpixel + 0.3
     method = "jpeg+ldpc+fcn"

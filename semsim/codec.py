@@ -191,6 +191,9 @@ class Codec(torch.nn.Module):
     trainable: ClassVar[bool] = False
     #: the channel the loaded weights were trained on ("" when untrained or not learned)
     train_channel: str = ""
+    #: whether training sends through the channel (False: e.g. an FCN trained on clean images, whose
+    #: weights then name no training channel)
+    channel_in_training: ClassVar[bool] = True
 
     @property
     def tasks(self) -> tuple[Task, ...]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import atomic_file
-from .results import ENVELOPE_MCS, aggregate, method_label, num, read_csv, summary_table, with_envelope
+from .results import ENVELOPE_MCS, aggregate, method_label, num, read_csv, with_envelope
 
 #: GenSC's label in results tables and plots
 GENSC = "GenSC"
@@ -50,6 +50,10 @@ FIGURES = (
            "The CamVid test split (480×360, 11 classes; the 173 of SegNet's 233 test pairs that "
            "../shared holds), 10,000 channel uses per image for every method. mIoU over the whole "
            "split (one confusion matrix per point)."),
+    Figure("fig7_fading", "scenarios/fig7_fading.yaml", "fig7_fading", "miou",
+           "Fig. 7 over fading channels: CamVid test, mIoU vs SNR",
+           "The first 40 CamVid test images over Rayleigh block fading and TDL-A (weights trained on AWGN), "
+           "10,000 channel uses per image. mIoU over those images (one confusion matrix per point)."),
     Figure("cbr", "scenarios/cbr_sweep.yaml", "cbr_sweep", "psnr", "PSNR vs CBR at SNR 10 dB",
            "The first 8 Kodak photos, AWGN, SNR 10 dB, CBR 1/48 … 1/8; the learned models were trained "
            "at CBR 1/16."),
@@ -346,7 +350,7 @@ class Report:
                         parts.append(_versus(name, diffs, "dB", 1))
                 self.lines.append(f"- **{what}, {ch}:** GenSC is " + "; ".join(parts) + ".")
                 said = True
-        series = self.facts.get("fig7")
+        series = {**self.facts.get("fig7", {}), **self.facts.get("fig7_fading", {})}
         if series:
             for ch in ("awgn", "rayleigh", "tdl-a"):
                 g = next((v for k, v in series.items() if k[0] == ch and k[1].startswith(GENSC)), None)
@@ -381,8 +385,9 @@ class Report:
             self.figure(fig)
         self.grids_subset(("fig6",))
         self.figure(FIGURES[2])
+        self.figure(FIGURES[3])
         self.grids_subset(("fig7_grid", "voc_grid"))
-        for fig in FIGURES[3:]:
+        for fig in FIGURES[4:]:
             self.figure(fig)
         self.timings()
         self.account()

@@ -642,7 +642,9 @@ class Trainer:
     def provenance(self, m: int, wall_seconds: float) -> dict[str, Any]:
         """The metadata of method ``m``'s final weights (``save_weights`` adds config and label)."""
         st, spec = self.st, self.sc.methods[m]
-        return {"method": spec["name"], "spec": spec, "train_channel": spec_label(self.sc.channels[0]),
+        cls, _ = registry.lookup("codec", spec["name"])
+        channel = spec_label(self.sc.channels[0]) if getattr(cls, "channel_in_training", True) else ""
+        return {"method": spec["name"], "spec": spec, "train_channel": channel,
                 "train_snr_db": list(st.snr_db), "budget": self.sc.budgets[0].label, "steps": self.steps,
                 "step": self.steps, "batch_size": self.sc.batch_size, "crop": st.crop, "seed": self.sc.seed,
                 "data": {t: [spec_label(s) for s in specs] for t, specs in st.data.items()},

@@ -140,10 +140,13 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
         raise ConfigError(f"scenario {sc.name!r} is of kind {sc.kind!r}; a grid needs a transmission scenario")
     snr = sc.snr_db[0] if snr_db is None else float(snr_db)
     channel_labels = [spec_label(c) for c in sc.channels]
+    channel_names = [ch["name"] for ch in sc.channels]
     if channel is None:
         c = 0
-    elif channel in channel_labels or channel in [ch["name"] for ch in sc.channels]:
-        c = channel_labels.index(channel) if channel in channel_labels else [ch["name"] for ch in sc.channels].index(channel)
+    elif channel in channel_labels:
+        c = channel_labels.index(channel)
+    elif channel in channel_names:
+        c = channel_names.index(channel)
     else:
         raise ConfigError(f"channel {channel!r} is not one of the scenario's channels; valid choices: "
                           f"{', '.join(channel_labels)}")

@@ -203,7 +203,7 @@ def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
         raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'label', 'the codec')}: " + "; ".join(problems))
     codec.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own}, strict=True)
     digest = sha256(path)
-    codec.train_channel = train_condition(meta)
+    codec.train_channel = train_condition(meta) if getattr(codec, "channel_in_training", True) else ""
     codec.weights_sha256 = digest
     return {**meta, "sha256": digest}
 
@@ -341,6 +341,8 @@ def resolve_weights(spec: str | os.PathLike, folder: str | os.PathLike | None = 
 
 
 
+#: the manifest's training channel of weights trained without the channel (an FCN on clean images)
+NO_TRAIN_CHANNEL = "none (trained on clean images)"
 #: What a manifest entry copies from the weights' metadata (written by ``semsim train``).
 SHIPPED_FIELDS = ("method", "recipe", "scenario", "data", "steps", "batch_size", "crop", "train_channel",
                   "train_snr_db", "budget", "precision", "device", "device_name", "wall_seconds", "git_commit")
@@ -385,6 +387,8 @@ def ship_weights(paths: list[str | os.PathLike], folder: str | os.PathLike | Non
         entries[name] = {"file": target.name, "sha256": sha256(target), "bytes": target.stat().st_size,
                          "preset": preset, "label": meta.get("label", ""),
                          **{k: meta[k] for k in SHIPPED_FIELDS if k in meta}}
+        if not entries[name].get("train_channel"):
+            entries[name]["train_channel"] = NO_TRAIN_CHANNEL
     file = folder / "manifest.json"
     doc = json.loads(file.read_text()) if file.is_file() else {"weights": {}}
     doc.setdefault("weights", {}).update(entries)
