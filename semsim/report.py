@@ -18,10 +18,12 @@ from collections import Counter
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .codec import parse_ratio
 from .files import atomic_file
 from .results import ENVELOPE_MCS, aggregate, method_label, num, read_csv, with_envelope
 
@@ -175,18 +177,20 @@ class Report:
                 shutil.copyfile(src, tmp)
         self.lines += [f"![{alt}](figures/{name})", ""]
 
-    def _plots(self, csv: Path, key: str) -> list[Path]:
+    def _plots(self, csv: Path, fig: Figure) -> list[Path]:
+        """Draw the figure's plots and copy beside the page the ones it shows: its metric against
+        SNR (against CBR for the CBR sweep); PNG only."""
         from .plots import plot_results
 
+        shown = f"{fig.metric}_vs_cbr_" if fig.key == "cbr" else f"{fig.metric}_vs_snr_"
+        kept = []
         with tempfile.TemporaryDirectory() as tmp:
-            paths = [p for p in plot_results(csv, tmp, anchors=self.anchors) if p.suffix == ".png"]
-            kept = []
-            for p in paths:
-                name = f"{key}_{p.name}"
-                self.figures.mkdir(parents=True, exist_ok=True)
-                with atomic_file(self.figures / name) as t:
-                    shutil.copyfile(p, t)
-                kept.append(self.figures / name)
+            for p in plot_results(csv, tmp, anchors=self.anchors):
+                if p.suffix == ".png" and p.name.startswith(shown):
+                    self.figures.mkdir(parents=True, exist_ok=True)
+                    with atomic_file(self.figures / f"{fig.key}_{p.name}") as t:
+                        shutil.copyfile(p, t)
+                    kept.append(self.figures / f"{fig.key}_{p.name}")
         return kept
 
     def _missing(self, scenario: str, what: str = "run") -> None:
@@ -227,15 +231,12 @@ class Report:
         self._img(self.results / "train" / "small-gpu" / "curves.png", "train_curves.png", "training curves")
 
     def _validation(self, entry: dict[str, Any]) -> str:
-        from .scenario import load_scenario
-
-        try:
-            folder = load_scenario(entry.get("recipe", "")).output
-        except Exception:  # noqa: BLE001 - a recipe that no longer loads: no validation column
-            return ""
         from .scenario import _safe_name
 
-        path = Path(folder) / _safe_name(entry.get("label", "")) / "validation.csv"
+        folder = _recipe_output(entry.get("recipe", ""))
+        if folder is None:
+            return ""
+        path = folder / _safe_name(entry.get("label", "")) / "validation.csv"
         if not path.is_file():
             return ""
         rows = read_csv(path)
@@ -279,10 +280,8 @@ class Report:
                            f"`semsim run {fig.scenario}` resumes it).", ""]
         if prov:
             self.lines += [f"Run on {prov.get('device', '?')}, commit `{str(prov.get('git_commit', ''))[:12]}`.", ""]
-        for p in self._plots(csv, fig.key):
-            if p.name.startswith(f"{fig.key}_{fig.metric}_vs_") or (fig.key == "cbr" and "_vs_cbr_" in p.name
-                                                                     and "psnr" in p.name):
-                self.lines += [f"![{fig.title}](figures/{p.name})", ""]
+        for p in self._plots(csv, fig):
+            self.lines += [f"![{fig.title}](figures/{p.name})", ""]
         self.facts[fig.key] = series
 
     def _cbr_table(self, rows: list[dict[str, str]]) -> None:
@@ -290,8 +289,7 @@ class Report:
             r["label"] = method_label(r)
         by = ("label", "mcs", "budget")
         agg = with_envelope(aggregate(rows, by, "psnr"), by)
-        budgets = sorted({k[2] for k in agg}, key=lambda b: num(b.split("=")[1].split("/")[0]) /
-                         num(b.split("/")[1]) if "/" in b else num(b.split("=")[1]))
+        budgets = sorted({k[2] for k in agg}, key=lambda b: parse_ratio(b.split("=", 1)[1]))  # "cbr=1/48"
         self.lines += ["| method | " + " | ".join(b.replace("cbr=", "") for b in budgets) + " |",
                        "|---|" + "---|" * len(budgets)]
         for label, mcs in sorted({k[:2] for k in agg}):
@@ -408,6 +406,17 @@ class Report:
                         self._img(other, f"{key}_{channel}.png", f"{title}, {channel}")
                 else:
                     self._missing(scenario, "grid")
+
+
+@lru_cache(maxsize=None)
+def _recipe_output(recipe: str) -> Path | None:
+    """The output folder of a training recipe (loaded once per recipe), or None if it no longer loads."""
+    from .scenario import load_scenario
+
+    try:
+        return Path(load_scenario(recipe).output)
+    except Exception:  # noqa: BLE001 - a recipe that no longer loads: no validation column
+        return None
 
 
 def _points(scenario: str) -> list:

@@ -90,8 +90,8 @@ def _git_commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("SEMSIM_GIT_COMMIT", "unknown")
-    if out.returncode != 0:  # a copy without .git: the launcher may say which commit it is
+        out = None
+    if out is None or out.returncode != 0:  # no git, or a copy without .git: the launcher may say which commit
         return os.environ.get("SEMSIM_GIT_COMMIT", "unknown")
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 

@@ -150,6 +150,8 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
     else:
         raise ConfigError(f"channel {channel!r} is not one of the scenario's channels; valid choices: "
                           f"{', '.join(channel_labels)}")
+    from .plots import _slug
+
     default = sc.output / (GRID_FILE if c == 0 else f"grid_{_slug(channel_labels[c])}.png")
     path = check_output(Path(out) if out is not None else default)
     points = _points(sc, snr, c)
@@ -207,9 +209,6 @@ def _points(sc: Scenario, snr_db: float, channel: int = 0) -> list[Point]:
     one = dataclasses.replace(sc, snr_db=[snr_db])
     return [p for p in one.points() if p.data == 0 and p.budget == sc.budgets[0] and p.channel == channel]
 
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
 
 
 def _column_title(codec, method: str, pt: Point) -> str:
