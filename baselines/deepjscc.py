@@ -37,8 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semsim.channels import snr_vector
-from semsim.codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_planes,
-                          training_symbol_count)
+from semsim.codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_planes)
 from semsim.errors import ConfigError
 from semsim.registry import register
 from semsim.semantic.source_kb import pad_to_multiple
@@ -82,11 +81,15 @@ class NeuralJSCC(LearnedCodec):
         """The latent grid ``(Hp/s, Wp/s)`` of an ``height x width`` image."""
         return math.ceil(height / self.stride), math.ceil(width / self.stride)
 
+    def latent_symbols(self, height: int, width: int) -> int:
+        """Complex symbols the latent holds for an ``height x width`` image: ``C * Hp/s * Wp/s``."""
+        gh, gw = self.latent_grid(height, width)
+        return self.channels * gh * gw
+
     def symbol_count(self, height: int, width: int) -> int:
         """Complex symbols sent for an ``height x width`` image: ``min(cap, C * Hp/s * Wp/s)``, the cap
         taken at the original size (padding never raises it)."""
-        gh, gw = self.latent_grid(height, width)
-        return min(self.budget.channel_uses(height, width), self.channels * gh * gw)
+        return min(self.budget.channel_uses(height, width), self.latent_symbols(height, width))
 
     def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         snr = snr_vector(snr_db, images.shape[0], images.device)
@@ -111,13 +114,13 @@ class NeuralJSCC(LearnedCodec):
     def training_step(self, task, images, labels, channel, snr_db):
         """One pass through ``channel``; the loss is the MSE on the [0, 1] pixel scale (the papers').
 
-        The symbol count follows :func:`semsim.codec.training_symbol_count`, like every learned codec.
+        The symbol count follows :meth:`semsim.codec.LearnedCodec.training_symbols`, like every learned codec.
         """
         if Task(task) is not Task.RECONSTRUCTION:
             raise ConfigError(f"method {self.method!r} trains reconstruction only, not {Task(task).value!r}")
         b, _, height, width = images.shape
         snr = snr_vector(snr_db, b, images.device)
-        n = training_symbol_count(self.symbol_count(height, width))
+        n = self.training_symbols(height, width, self.latent_symbols(height, width))
         y, info = channel(self._encode(images, snr, n), snr)
         out = self._decode(y, info, snr, (height, width))
         return F.mse_loss(out, images), out.detach()

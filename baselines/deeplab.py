@@ -12,7 +12,7 @@ Data flow (``H x W`` image reflect-padded to ``Hp x Wp``, multiples of the outpu
         ──DeepLab decoder (3x3 conv, BN, ReLU; 3x3 conv, BN, ReLU; 1x1)──▶ logits [B,K,Hp/s,Wp/s]
         ──bilinear x s, crop──▶ logits [B,K,H,W]
 
-Training sends :func:`~semsim.codec.training_symbol_count` symbols through the given channel, so one
+Training sends :meth:`~semsim.codec.LearnedCodec.training_symbols` symbols through the given channel, so one
 model serves every budget up to its cap, like the paper's system.
 
 This module also holds what both segmentation baselines share (presets, torchvision backbones,
@@ -38,8 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semsim.codec import (LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes,
-                          training_symbol_count)
+from semsim.codec import (LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes)
 from semsim.errors import ConfigError
 from semsim.nn.losses import segmentation_loss
 from semsim.registry import register
@@ -154,11 +153,14 @@ class DeepLabJSCC(SegmentationBaseline):
                                       cfg["num_classes"])
 
     # --- contract -------------------------------------------------------------------------------
+    def latent_symbols(self, height: int, width: int) -> int:
+        """Complex symbols the latent holds for an ``height x width`` image: ``C · Hp/s · Wp/s``."""
+        s = self.output_stride
+        return self.cfg["channels"] * (ceil_to(height, s) // s) * (ceil_to(width, s) // s)
+
     def symbol_count(self, height: int, width: int) -> int:
         """Complex symbols sent for an ``height x width`` image: ``min(cap, C · Hp/s · Wp/s)``."""
-        s = self.output_stride
-        grid = ceil_to(height, s) // s * (ceil_to(width, s) // s)
-        return min(self.budget.channel_uses(height, width), self.cfg["channels"] * grid)
+        return min(self.budget.channel_uses(height, width), self.latent_symbols(height, width))
 
     def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         return self._encode(images, self.symbol_count(*images.shape[-2:]))
@@ -185,7 +187,7 @@ class DeepLabJSCC(SegmentationBaseline):
 
     # --- training -------------------------------------------------------------------------------
     def training_step(self, task, images, labels, channel, snr_db):
-        """One pass through ``channel`` with :func:`~semsim.codec.training_symbol_count` symbols;
+        """One pass through ``channel`` with :meth:`~semsim.codec.LearnedCodec.training_symbols` symbols;
         cross-entropy ignoring void labels (any label outside ``[0, num_classes)``).
 
         :returns: the loss and ``[B, num_classes, H, W]`` logits.
@@ -195,7 +197,7 @@ class DeepLabJSCC(SegmentationBaseline):
         if self.training and b < 2:
             raise ConfigError(f"method {self.label!r} trains with batch norm after ASPP's image pooling (one "
                               f"value per channel and image), so it needs at least 2 images per batch (per rank)")
-        x = self._encode(images, training_symbol_count(self.symbol_count(height, width)))
+        x = self._encode(images, self.training_symbols(height, width, self.latent_symbols(height, width)))
         y, info = channel(x, snr_db)
         logits = self._decode(y, info, snr_db, (height, width))
         return segmentation_loss(logits, labels, self.num_classes), logits

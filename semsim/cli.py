@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "record them (sha256, recipe, data, steps, device, ...) in its manifest")
     sh.add_argument("weights", nargs="+", help="<output>/<label>/<label>.safetensors files written by semsim train")
     sh.add_argument("--into", default=None, metavar="DIR", help="folder (default: semsim/pretrained)")
+    sh.add_argument("--force", action="store_true",
+                    help="ship even if a candidate scores below the shipped weights or the budgets differ")
+    sh.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the validation runs")
 
     rp = sub.add_parser("report", help="write docs/results.md (tables, plots, training curves, timings) from the "
                                        "figure scenarios' results")
@@ -193,11 +196,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_ship(args) -> int:
+    from .config import set_device
     from .weights import ship_weights
 
-    for name, e in ship_weights(args.weights, args.into).items():
+    entries = ship_weights(args.weights, args.into, force=args.force, device=set_device(args.device), log=print)
+    for name, e in entries.items():
+        c = e["cumulative"]
         print(f"{name}: {e['file']} ({e['bytes'] / 2**20:.2f} MiB, sha256 {e['sha256'][:12]}…, {e.get('steps')} steps "
-              f"on {e.get('device_name', e.get('device'))}, trained on {e.get('train_channel')})")
+              f"on {e.get('device_name', e.get('device'))}, trained on {e.get('train_channel')}; cumulative "
+              f"{c['steps']} steps, {c['images']} images in {len(c['rounds'])} round(s))")
     return 0
 
 

@@ -214,6 +214,16 @@ class Codec(torch.nn.Module):
         """
         raise NotImplementedError(f"method {self.label!r} is not trainable")
 
+    def configure_training(self, **options: Any) -> None:
+        """Method-specific training options of a recipe (``per_method`` in a ``kind: train``
+        scenario); a codec that takes none refuses any. Overridden by codecs with such options."""
+        if options:
+            raise ConfigError(f"method {self.label!r} takes no training options; got {sorted(options)}")
+
+    def shared_modules(self) -> dict[str, torch.nn.Module]:
+        """Modules that several tasks train (their per-task gradient norms go to ``curve.csv``)."""
+        return {}
+
     @classmethod
     def preset_names(cls) -> list[str]:
         """Named architecture presets (``small``, ``paper``) a learned codec can be built with;
@@ -231,6 +241,47 @@ class Codec(torch.nn.Module):
     def weights(self) -> str:
         """Name of the weights file this codec loaded, or "" for methods without weights."""
         return ""
+
+
+@dataclass(frozen=True)
+class SymbolPolicy:
+    """How many symbols a learned codec sends in one training batch (``semsim train``'s ``symbols``).
+
+    With probability ``at_budget`` the batch sends what the evaluated budget allows
+    (``min(cap, latent)``); otherwise ``round(f · cap)`` symbols with ``f`` uniform in
+    ``[low, high]`` (fractions of the budget's cap ``cap``; ``high > 1`` trains the latent channels
+    that only larger budgets send), clipped to ``[1, latent]``. Every learned codec of a training
+    scenario uses the same policy, so comparisons differ only in the method. Draws come from
+    torch's global generator (seeded per step).
+
+    The default (``0.5, 0.25, 1.0``) is the policy of the first shipped weights: half the batches
+    at the budget, the rest uniform in ``[cap/4, cap]``.
+    """
+
+    at_budget: float = 0.5
+    low: float = 0.25
+    high: float = 1.0
+
+    def __post_init__(self):
+        if not (0.0 <= self.at_budget <= 1.0 and 0.0 < self.low <= self.high and math.isfinite(self.high)):
+            raise ConfigError(f"symbols needs at_budget in [0, 1] and 0 < low <= high (finite), got "
+                              f"at_budget={self.at_budget!r}, low={self.low!r}, high={self.high!r}")
+
+    def draw(self, cap: int, latent: int) -> int:
+        """Symbols for one batch: ``cap`` channel uses allowed by the budget, ``latent`` the most the
+        codec's latent holds for this crop."""
+        if torch.rand(()) >= self.at_budget:
+            f = self.low + (self.high - self.low) * float(torch.rand(()))
+            return max(1, min(latent, round(f * cap)))
+        return max(1, min(cap, latent))
+
+    def serves(self, budget: Budget) -> str:
+        """The budgets a model trained with this policy at ``budget`` has seen, in words."""
+        lo, hi = (self.low, self.high) if self.at_budget < 1 else (1.0, 1.0)
+        if budget.kind == "cbr":
+            f = lambda v: str(Fraction(v * budget.value).limit_denominator(1000))  # noqa: E731
+            return f"cbr {f(min(lo, 1.0))} to {f(max(hi, 1.0))} (mostly {f(1.0)})"
+        return f"{round(min(lo, 1.0) * budget.value)} to {round(max(hi, 1.0) * budget.value)} channel uses"
 
 
 @functools.lru_cache(maxsize=None)
@@ -271,6 +322,8 @@ class LearnedCodec(Codec):
     trainable = True
     method: ClassVar[str] = ""
     presets_file: ClassVar[Path | None] = None
+    #: the training symbol-count policy (``semsim train`` sets the scenario's ``symbols``)
+    symbol_policy: SymbolPolicy = SymbolPolicy()
 
     def __init__(self, budget: Budget, preset: str = "small", weights: str | None = None, meta: bool = False,
                  num_classes: int | None = None):
@@ -303,6 +356,11 @@ class LearnedCodec(Codec):
 
     def _build(self, cfg: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def training_symbols(self, height: int, width: int, latent: int) -> int:
+        """Symbols to send for a training batch of ``height x width`` crops whose latent holds
+        ``latent`` symbols, drawn by :attr:`symbol_policy`."""
+        return self.symbol_policy.draw(self.budget.channel_uses(height, width), latent)
 
     @classmethod
     def preset_names(cls) -> list[str]:
@@ -376,16 +434,3 @@ def received_planes(received: torch.Tensor, info, snr_db: torch.Tensor, channels
 def received_plane_count(channels: int) -> int:
     """Planes of :func:`received_planes` for ``channels`` complex channels: ``6 C + 1``."""
     return 6 * channels + 1
-
-
-def training_symbol_count(n_full: int) -> int:
-    """Symbols to send in one training batch when the budget allows ``n_full``.
-
-    Every learned codec trains with the same policy (so comparisons differ only in the method):
-    ``n_full`` for half the batches, otherwise uniform in ``[n_full // 4, n_full]``, so one model
-    also serves smaller budgets. Drawn from torch's global generator (seeded per step).
-    """
-    if torch.rand(()) < 0.5:
-        return int(torch.randint(max(1, n_full // 4), n_full + 1, ()))
-    return n_full
-

@@ -33,9 +33,10 @@ A scenario is a YAML mapping. Three kinds exist.
     kind: train
     name: semantic-small-awgn
     seed: 0
-    device: cpu                               # or cuda (bf16 needs cuda)
-    output: results/train/semantic-small-awgn # default results/train/<name>
+    device: cpu                               # or cuda
+    output: ~/.cache/semsim/train/semantic-small-awgn   # default $SEMSIM_CACHE_DIR/train/<name>
     methods: [{name: semantic, preset: small}]  # trainable codecs, trained in turn on the same draws
+    init: scratch                             # or shipped (continue the package's weights), {weights: DIR}
     budget: {cbr: 1/16}                       # exactly one
     channel: awgn                             # exactly one channel spec
     snr_db: {low: 0, high: 20}                # drawn uniformly per image per step (or one number)
@@ -46,10 +47,18 @@ A scenario is a YAML mapping. Three kinds exist.
       reconstruction: [{name: bsds500, split: train}, {name: bsds500, split: val},
                        {name: camvid, split: train}, {name: voc, split: train}]  # else builtin
       segmentation: {name: camvid, split: train}                # else voc train, else procedural
-    validation: {every: 200, data: {name: camvid, split: val, limit: 8}, snr_db: [0, 10, 20]}
+    validation:                               # data: one spec, or one per task (defaults shown)
+      every: 200
+      data: {reconstruction: {name: bsds500, split: test, limit: 8},
+             segmentation: {name: camvid, split: val, limit: 8}}
+      snr_db: [0, 10, 20]
     optimizer: {lr: 1.0e-4, betas: [0.5, 0.999], weight_decay: 0.01, warmup_steps: 100,
-                clip_grad_norm: 1.0}          # AdamW; clip_grad_norm null disables clipping
-    precision: fp32                           # or bf16 (autocast, CUDA only)
+                clip_grad_norm: 1.0,          # AdamW; clip_grad_norm null disables clipping
+                schedule: constant, final_lr: 1.0}   # or cosine down to final_lr x lr
+    symbols: {at_budget: 0.5, low: 0.25, high: 1.0}  # symbols per batch (semsim.codec.SymbolPolicy)
+    per_method:                               # by method name: optimizer keys, loss weights per task,
+      semantic: {loss_weights: {segmentation: 1.0}, last_step_prob: 0.25}   # the codec's own options
+    precision: fp32                           # or bf16 (autocast, on the CPU as on CUDA)
     checkpoint_every: 200
     log_every: 1                              # steps between rows of curve.csv
 
@@ -84,11 +93,17 @@ BER_KEYS = COMMON_KEYS | {"modulations", "code_rates", "min_errors", "max_bits",
                           "num_bp_iter"}
 TRAIN_KEYS = {"name", "kind", "seed", "description", "output", "device", "methods", "budget", "channel",
               "snr_db", "steps", "batch_size", "crop", "data", "validation", "optimizer", "precision",
-              "checkpoint_every", "log_every"}
+              "checkpoint_every", "log_every", "init", "symbols", "per_method"}
 #: AdamW settings of the paper, plus a linear warm-up and gradient-norm clipping (a small conv JSCC
 #: at lr 1e-3 showed loss spikes and collapsed without them)
 OPTIMIZER_DEFAULTS = {"lr": 1.0e-4, "betas": [0.5, 0.999], "weight_decay": 0.01, "warmup_steps": 100,
-                      "clip_grad_norm": 1.0}
+                      "clip_grad_norm": 1.0, "schedule": "constant", "final_lr": 1.0}
+#: learning-rate schedules after the linear warm-up (``final_lr``: the last step's lr as a fraction of ``lr``)
+SCHEDULES = ("constant", "cosine")
+#: where training starts: random weights, or the package's shipped weights ``<method>-<preset>``
+INIT_CHOICES = ("scratch", "shipped")
+#: keys of one ``per_method`` entry besides the codec's own training options
+PER_METHOD_KEYS = ("optimizer", "loss_weights")
 PRECISIONS = ("fp32", "bf16")
 #: default training data, in order; the entries whose folders exist are used
 DEFAULT_RECONSTRUCTION_DATA = ({"name": "bsds500", "split": "train"}, {"name": "bsds500", "split": "val"},
@@ -96,9 +111,13 @@ DEFAULT_RECONSTRUCTION_DATA = ({"name": "bsds500", "split": "train"}, {"name": "
 #: default segmentation data: the first that exists
 DEFAULT_SEGMENTATION_DATA = ({"name": "camvid", "split": "train"}, {"name": "voc", "split": "train"},
                              {"name": "procedural", "num": 64, "seed": 0})
-#: default validation data: the first that exists (procedural with another seed than training's)
-DEFAULT_VALIDATION_DATA = ({"name": "camvid", "split": "val", "limit": 8}, {"name": "voc", "split": "val", "limit": 8},
-                           {"name": "procedural", "num": 8, "seed": 1})
+#: default validation data per task: the first that exists (BSDS500 test for reconstruction: its
+#: train and val splits are training data, Kodak is evaluation only; procedural with another seed)
+DEFAULT_VALIDATION_DATA = {
+    "reconstruction": ({"name": "bsds500", "split": "test", "limit": 8}, {"name": "builtin"}),
+    "segmentation": ({"name": "camvid", "split": "val", "limit": 8}, {"name": "voc", "split": "val", "limit": 8},
+                     {"name": "procedural", "num": 8, "seed": 1}),
+}
 
 
 @dataclass(frozen=True)
@@ -136,13 +155,27 @@ class TrainSettings:
     num_classes: int | None = None
     ignore_index: int | None = None
     validation_every: int = 200
-    validation_data: dict[str, Any] = field(default_factory=dict)
+    #: task value → the dataset spec its validation scores
+    validation_data: dict[str, dict[str, Any]] = field(default_factory=dict)
     validation_snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0, 20.0])
     optimizer: dict[str, Any] = field(default_factory=lambda: dict(OPTIMIZER_DEFAULTS))
     precision: str = "fp32"
     checkpoint_every: int = 200
     log_every: int = 1
     names: list[str] = field(default_factory=list)
+    #: ``"scratch"``, ``"shipped"`` or ``{"weights": DIR}`` (a folder of shipped weights with its manifest)
+    init: Any = "scratch"
+    #: the training symbol-count policy (:class:`~semsim.codec.SymbolPolicy` fields)
+    symbols: dict[str, float] = field(default_factory=dict)
+    #: registry name → {"optimizer": {...}, "loss_weights": {...}, codec training options ...}
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def method_settings(self, name: str) -> dict[str, Any]:
+        """Method ``name``'s recipe: its optimizer (the scenario's, updated by ``per_method``), its
+        per-task loss weights (default 1) and its codec training options."""
+        own = dict(self.per_method.get(name, {}))
+        opt = dict(self.optimizer, **own.pop("optimizer", {}))
+        return {"optimizer": opt, "loss_weights": own.pop("loss_weights", {}), "options": own}
 
 
 @dataclass
@@ -281,9 +314,9 @@ def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = 
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ConfigError(f"device must be one of 'cpu', 'cuda', 'cuda:N', got {device!r}")
     sc = Scenario(name=name, kind=kind, seed=seed, raw=raw, path=path, device=device)
-    output = raw.get("output", f"results/train/{name}" if kind == "train" else f"results/{name}")
+    output = raw.get("output", str(train_cache() / name) if kind == "train" else f"results/{name}")
     _expect(output, str, "output")
-    sc.output = Path(output)
+    sc.output = Path(output).expanduser()
     if kind == "train":
         _train_fields(sc, raw)
         return sc
@@ -294,6 +327,14 @@ def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = 
     else:
         _transmission_fields(sc, raw, check_classes)
     return sc
+
+
+def train_cache() -> Path:
+    """Where ``semsim train`` keeps its checkpoints by default: ``$SEMSIM_CACHE_DIR/train`` (default
+    ``~/.cache/semsim/train``), outside the repository, so a later run on the machine continues."""
+    import os
+
+    return Path(os.environ.get("SEMSIM_CACHE_DIR") or Path.home() / ".cache" / "semsim").expanduser() / "train"
 
 
 def _expect(value: Any, types: type | tuple[type, ...], what: str) -> None:
@@ -526,8 +567,67 @@ def _optimizer(value: Any) -> dict[str, Any]:
             raise ConfigError(f"optimizer.clip_grad_norm must be positive or null (no clipping), "
                               f"got {opt['clip_grad_norm']!r}")
         opt["clip_grad_norm"] = float(opt["clip_grad_norm"])
-    opt.update(lr=float(opt["lr"]), weight_decay=float(opt["weight_decay"]), betas=[float(b) for b in betas])
+    if opt["schedule"] not in SCHEDULES:
+        raise ConfigError(f"unknown optimizer.schedule {opt['schedule']!r}; valid choices: {choices(SCHEDULES)}")
+    _expect(opt["final_lr"], (int, float), "optimizer.final_lr")
+    if not 0 <= opt["final_lr"] <= 1:
+        raise ConfigError(f"optimizer.final_lr (a fraction of lr) must be in [0, 1], got {opt['final_lr']!r}")
+    opt.update(lr=float(opt["lr"]), weight_decay=float(opt["weight_decay"]), betas=[float(b) for b in betas],
+               final_lr=float(opt["final_lr"]))
     return opt
+
+
+def _init(value: Any) -> Any:
+    if value is None:
+        return "scratch"
+    if isinstance(value, dict) and set(value) == {"weights"} and isinstance(value["weights"], str):
+        return dict(value)
+    if value not in INIT_CHOICES:
+        raise ConfigError(f"init must be one of {choices(INIT_CHOICES)} or {{weights: DIR}} (a folder of shipped "
+                          f"weights with its manifest.json), got {value!r}")
+    return value
+
+
+def _symbols(value: Any) -> dict[str, float]:
+    from .codec import SymbolPolicy
+
+    fields = SymbolPolicy.__dataclass_fields__
+    raw = _mapping(value, "symbols", set(fields))
+    out = {}
+    for k, v in raw.items():
+        out[k] = float(parse_ratio(v, f"symbols.{k}"))
+    SymbolPolicy(**out)  # checks the ranges
+    return out
+
+
+def _per_method(value: Any, methods: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    from .codec import Task
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"per_method must map a method name to its settings, got {value!r}")
+    names = sorted({m["name"] for m in methods})
+    out = {}
+    for name, own in value.items():
+        if name not in names:
+            raise ConfigError(f"per_method names {name!r}, which is not one of the scenario's methods "
+                              f"({choices(names)})")
+        if not isinstance(own, dict):
+            raise ConfigError(f"per_method.{name} must be a mapping, got {own!r}")
+        own = dict(own)
+        if "optimizer" in own:
+            opt = _mapping(own["optimizer"], f"per_method.{name}.optimizer", OPTIMIZER_DEFAULTS)
+            own["optimizer"] = {k: v for k, v in _optimizer(opt).items() if k in opt}
+        if "loss_weights" in own:
+            weights = _mapping(own["loss_weights"], f"per_method.{name}.loss_weights", {t.value for t in Task})
+            for k, v in weights.items():
+                _expect(v, (int, float), f"per_method.{name}.loss_weights.{k}")
+                if not 0 <= v < float("inf"):
+                    raise ConfigError(f"per_method.{name}.loss_weights.{k} must be a finite number >= 0, got {v!r}")
+            own["loss_weights"] = {k: float(v) for k, v in weights.items()}
+        out[name] = own
+    return out
 
 
 def _is_kodak(spec: dict[str, Any], dataset: Any) -> bool:
@@ -603,14 +703,39 @@ def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.+=" else "_" for c in text).strip("._") or "method"
 
 
+def _validation_data(value: Any) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[dict[str, Any], Any]]]:
+    """``validation.data``: one spec for every task, or ``{reconstruction: spec, segmentation: spec}``;
+    a task not given takes the first existing of :data:`DEFAULT_VALIDATION_DATA`."""
+    from .codec import Task
+
+    tasks = [t.value for t in Task]
+    if isinstance(value, list):
+        raise ConfigError("validation.data must be one dataset spec, or one per task ({reconstruction: …, "
+                          "segmentation: …})")
+    if isinstance(value, dict) and set(value) and set(value) <= set(tasks):
+        given = value
+    elif value is None:
+        given = {}
+    else:
+        given = {t: value for t in tasks}
+    built = {}
+    for task in tasks:
+        if task in given:
+            if isinstance(given[task], list):
+                raise ConfigError(f"validation.data.{task} must be one dataset spec")
+            (spec, ds), = _train_datasets(given[task], "validation", role="validation")
+        else:
+            spec, ds = _existing(DEFAULT_VALIDATION_DATA[task])[0]
+        built[task] = (spec, ds)
+    return {t: s for t, (s, _) in built.items()}, built
+
+
 def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
     from .codec import Task
     from .data import image_sizes
 
     st = TrainSettings()
     sc.train = st
-    if sc.device == "cpu" and raw.get("precision") == "bf16":
-        raise ConfigError("precision bf16 (autocast) needs device cuda; use precision fp32 on the CPU")
     st.precision = raw.get("precision", "fp32")
     if st.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {st.precision!r}; valid choices: {choices(PRECISIONS)}")
@@ -633,6 +758,8 @@ def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
     st.checkpoint_every = _positive_int(raw, "checkpoint_every", 200)
     st.log_every = _positive_int(raw, "log_every", 1)
     st.optimizer = _optimizer(raw.get("optimizer"))
+    st.init = _init(raw.get("init"))
+    st.symbols = _symbols(raw.get("symbols"))
 
     # methods: registered, trainable, options known
     sc.methods = []
@@ -658,13 +785,8 @@ def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
 
     val = _mapping(raw.get("validation"), "validation", {"every", "data", "snr_db"})
     st.validation_every = _positive_int(val, "every", 200)
-    if "data" in val:
-        if isinstance(val["data"], list):
-            raise ConfigError("validation.data must be one dataset spec")
-        (vspec, vds), = _train_datasets(val["data"], "validation", role="validation")
-    else:
-        vspec, vds = _existing(DEFAULT_VALIDATION_DATA)[0]
-    st.validation_data = vspec
+    st.validation_data, vbuilt = _validation_data(val.get("data"))
+    st.per_method = _per_method(raw.get("per_method"), sc.methods)
     st.validation_snr_db = [float(v) for v in _as_list(val.get("snr_db", [0, 10, 20]), "validation.snr_db")]
     for v in st.validation_snr_db:
         _expect(v, (int, float), "each validation.snr_db value")
@@ -672,7 +794,7 @@ def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
 
     # each method: built at the budget, with the data's classes; tasks, parameters, budget
     budget, labels = sc.budgets[0], []
-    sizes = {(st.crop, st.crop)} | set(image_sizes(vds))
+    sizes = {(st.crop, st.crop)} | {hw for _, vds in vbuilt.values() for hw in image_sizes(vds)}
     for spec in sc.methods:
         codec = build_train_codec(spec, budget, st)
         tasks = tuple(codec.tasks)
@@ -680,10 +802,16 @@ def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
             raise ConfigError(f"method {spec_label(spec)}: tasks must be a non-empty tuple of Task, got {tasks!r}")
         if not any(p.requires_grad for p in codec.parameters()):
             raise ConfigError(f"method {spec_label(spec)} has no trainable parameters")
+        codec.configure_training(**st.method_settings(spec["name"])["options"])
+        unknown = sorted(set(st.method_settings(spec["name"])["loss_weights"]) - {t.value for t in tasks})
+        if unknown:
+            raise ConfigError(f"per_method.{spec['name']}.loss_weights names task(s) {choices(unknown)} the method "
+                              f"does not train; its tasks: {choices([t.value for t in tasks])}")
         if Task.SEGMENTATION in tasks:
             if not seg:
                 raise ConfigError(f"method {spec_label(spec)} trains segmentation but no segmentation data exists; "
                                   f"give data.segmentation (camvid, voc or procedural)")
+            vspec, vds = vbuilt[Task.SEGMENTATION.value]
             vclasses = _classes([(vspec, vds)], "validation")
             if vclasses != (st.num_classes, st.ignore_index):
                 raise ConfigError(f"validation data {spec_label(vspec)} has num_classes, ignore_index = {vclasses}, "

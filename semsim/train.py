@@ -63,16 +63,17 @@ from typing import Any
 import torch
 
 from . import registry
-from .codec import Task
+from .codec import SymbolPolicy, Task
 from .config import derive_seed, seed_everything, set_device
 from .errors import ConfigError
 from .metrics import miou_from_confusion, psnr
 from .runner import _atomic_write, _fmt, _git_commit
 from .scenario import Scenario, build_train_codec, load_scenario, spec_label
-from .weights import load_optimizer, load_weights, read_meta, save_optimizer, save_weights
+from .weights import (cumulative, load_optimizer, load_weights, read_meta, resolve_weights, save_optimizer,
+                      save_weights, sha256)
 
 CURVE_COLUMNS = ("step", "loss_reconstruction", "loss_segmentation", "loss", "psnr", "miou", "lr", "grad_norm",
-                 "wall_seconds")
+                 "grad_reconstruction", "grad_segmentation", "wall_seconds")
 VALIDATION_COLUMNS = ("step", "snr_db", "psnr", "miou", "wall_seconds")
 CHECKPOINT, OPTIMIZER, CURVE, VALIDATION, PLOT = ("checkpoint.safetensors", "optimizer.safetensors", "curve.csv",
                                                    "validation.csv", "curve.png")
@@ -228,15 +229,19 @@ class _Dist:
 class _TrainStep(torch.nn.Module):
     """``forward`` = one ``training_step`` per task; the module DDP wraps (it hooks ``forward``)."""
 
-    def __init__(self, codec):
+    def __init__(self, codec, loss_weights: dict[str, float] | None = None):
         super().__init__()
         self.codec = codec
+        self.loss_weights = {Task(t): float(w) for t, w in (loss_weights or {}).items()}
 
     def forward(self, batches: dict[Task, tuple], channel):
-        losses, outputs = {}, {}
+        """Returns the weighted total ``Σ w_task · loss_task``, the unweighted losses, the weighted
+        ones and the outputs (for logging)."""
+        losses, weighted, outputs = {}, {}, {}
         for task, (images, labels, snr_db) in batches.items():
             losses[task], outputs[task] = self.codec.training_step(task, images, labels, channel, snr_db)
-        return sum(losses.values()), losses, outputs
+            weighted[task] = self.loss_weights.get(task, 1.0) * losses[task]
+        return sum(weighted.values()), losses, weighted, outputs
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -385,14 +390,12 @@ class Trainer:
         self.out = Path(output) if output is not None else sc.output
         self.fresh, self.max_minutes, self.progress, self.stop_at_step = fresh, max_minutes, progress, stop_at_step
         self.dist, self.device = _Dist.setup(set_device(device or sc.device))
-        if self.st.precision == "bf16" and not self.device.startswith("cuda"):
-            raise ConfigError("precision bf16 (autocast) needs device cuda; use precision fp32 on the CPU")
         if sc.batch_size % self.dist.world:
             raise ConfigError(f"batch_size {sc.batch_size} must be divisible by the {self.dist.world} ranks")
         self.share = sc.batch_size // self.dist.world
         self.stopped: Stopped | None = None
         self._pools: dict[Task, ImagePool] = {}
-        self._val_batches: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        self._val_batches: dict[Task, list[tuple[torch.Tensor, torch.Tensor | None]]] = {}
         self._signal = False
         self._steps_done = 0
 
@@ -419,23 +422,35 @@ class Trainer:
             batches[task] = (images, labels, snr.to(self.device))
         return batches
 
-    def _validation_batches(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    def _validation_batches(self, task: Task) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The validation set of ``task`` (``validation.data``) in batches of one image size."""
         from .data import batches_by_size, stack
 
-        if self._val_batches is None:
-            ds = registry.build("dataset", self.st.validation_data)
-            self._val_batches = [stack(b)[:2] for b in batches_by_size(ds, self.sc.batch_size)]
-        return self._val_batches
+        if task not in self._val_batches:
+            ds = registry.build("dataset", self.st.validation_data[task.value])
+            self._val_batches[task] = [stack(b)[:2] for b in batches_by_size(ds, self.sc.batch_size)]
+        return self._val_batches[task]
 
     # --- settings -------------------------------------------------------------------------------
     def settings(self, m: int) -> dict[str, Any]:
         """What fixes method ``m``'s training trajectory (all but the number of steps); a checkpoint
         made with other settings is not resumed."""
-        st = self.st
-        return {"seed": self.sc.seed, "method": self.sc.methods[m], "budget": self.sc.budgets[0].label,
+        st, spec = self.st, self.sc.methods[m]
+        init = self._init_file(m)
+        return {"seed": self.sc.seed, "method": spec, "budget": self.sc.budgets[0].label,
                 "channel": spec_label(self.sc.channels[0]), "snr_db": list(st.snr_db),
-                "batch_size": self.sc.batch_size, "crop": st.crop, "data": st.data, "optimizer": st.optimizer,
-                "world_size": self.dist.world}
+                "batch_size": self.sc.batch_size, "crop": st.crop, "data": st.data,
+                "world_size": self.dist.world, "symbols": st.symbols, **st.method_settings(spec["name"]),
+                "init": {"from": st.init, "sha256": sha256(init) if init else ""}}
+
+    def _init_file(self, m: int) -> Path | None:
+        """The weights method ``m`` starts from (``init``), or None to start from random weights."""
+        if self.st.init == "scratch":
+            return None
+        spec = self.sc.methods[m]
+        name = f"{spec['name']}-{spec.get('preset', 'small')}"
+        folder = None if self.st.init == "shipped" else self.st.init["weights"]
+        return resolve_weights(name, folder)
 
     def _seed(self, *key: object) -> int:
         """A seed from the scenario seed and ``key``, and this rank's place under ``torchrun``."""
@@ -444,8 +459,9 @@ class Trainer:
         return derive_seed(self.sc.seed, *key)
 
     def _autocast(self):
+        """bf16 autocast on CUDA or the CPU (AMX units run bf16 matrix products), else nothing."""
         if self.st.precision == "bf16":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
         return nullcontext()
 
     # --- the run --------------------------------------------------------------------------------
@@ -521,10 +537,17 @@ class Trainer:
             return ckpt if ckpt.is_file() else None
 
         seed_everything(derive_seed(method_seed, "init"))  # the initial weights
-        codec = build_train_codec(spec, self.sc.budgets[0], st).to(self.device)
+        codec = build_train_codec(spec, self.sc.budgets[0], st)
+        recipe = st.method_settings(spec["name"])
+        codec.symbol_policy = SymbolPolicy(**st.symbols)
+        codec.configure_training(**recipe["options"])
+        init = self._init_file(m)
+        if init is not None:
+            load_weights(codec, init)
+        codec.to(self.device)
         channel = registry.build("channel", self.sc.channels[0])
         params = [p for p in codec.parameters() if p.requires_grad]
-        opt_cfg = st.optimizer
+        opt_cfg = recipe["optimizer"]
         optimizer = torch.optim.AdamW(params, lr=opt_cfg["lr"], betas=tuple(opt_cfg["betas"]),
                                       weight_decay=opt_cfg["weight_decay"])
         start, wall0 = 0, 0.0
@@ -551,7 +574,9 @@ class Trainer:
             _atomic_write(folder / CURVE, _rows_text(curve, CURVE_COLUMNS))
             _atomic_write(folder / VALIDATION, _rows_text(val, VALIDATION_COLUMNS))
 
-        model = _TrainStep(codec)
+        model = _TrainStep(codec, recipe["loss_weights"])
+        shared = [p for mod in codec.shared_modules().values() for p in mod.parameters() if p.requires_grad] \
+            if hasattr(codec, "shared_modules") and len(codec.tasks) > 1 and self.dist.world == 1 else []
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -591,23 +616,26 @@ class Trainer:
         skipped = 0
         k = start
         for k in range(start + 1, self.steps + 1):
-            lr = opt_cfg["lr"] * (min(1.0, k / opt_cfg["warmup_steps"]) if opt_cfg["warmup_steps"] else 1.0)
+            lr = learning_rate(opt_cfg, k, self.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batches = self._draw(tuple(codec.tasks), k)
             seed_everything(self._seed("noise", k))
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                total, losses, outputs = model(batches, channel)
-            total.backward()
+                total, losses, weighted, outputs = model(batches, channel)
+            logging = k % st.log_every == 0 or k == self.steps
+            task_grads = _backward_per_task(weighted, shared) if shared and logging else total.backward()
             self._steps_done += 1
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
             if math.isfinite(grad_norm):
                 optimizer.step()
             else:
                 skipped += 1
-            if k % st.log_every == 0 or k == self.steps:
+            if logging:
                 row = self._log_row(k, total, losses, outputs, batches, seg_cm, lr, grad_norm, wall())
+                for task, norm in (task_grads or {}).items():
+                    row[f"grad_{task.value}"] = norm
                 if self.dist.main:
                     _append(folder / CURVE, row, CURVE_COLUMNS)
                 post = {"loss": f"{row['loss']:.4g}"}
@@ -644,11 +672,25 @@ class Trainer:
         st, spec = self.st, self.sc.methods[m]
         cls, _ = registry.lookup("codec", spec["name"])
         channel = spec_label(self.sc.channels[0]) if getattr(cls, "channel_in_training", True) else ""
+        init = self._init_file(m)
+        before = cumulative(read_meta(init)) if init else None
+        this_round = {"recipe": self.recipe, "scenario": self.sc.name, "steps": self.steps,
+                      "batch_size": self.sc.batch_size, "crop": st.crop, "precision": st.precision,
+                      "device_name": device_name(self.device), "world_size": self.dist.world,
+                      "wall_seconds": wall_seconds, "init": self.settings(m)["init"],
+                      "images": self.steps * self.sc.batch_size,
+                      "pixels": self.steps * self.sc.batch_size * st.crop ** 2}
+        rounds = (before or {}).get("rounds", []) + [this_round]
         return {"method": spec["name"], "spec": spec, "train_channel": channel,
+                "cumulative": {"steps": sum(r["steps"] for r in rounds), "images": sum(r["images"] for r in rounds),
+                               "pixels": sum(r["pixels"] for r in rounds),
+                               "wall_seconds": sum(r["wall_seconds"] for r in rounds), "rounds": rounds},
                 "train_snr_db": list(st.snr_db), "budget": self.sc.budgets[0].label, "steps": self.steps,
                 "step": self.steps, "batch_size": self.sc.batch_size, "crop": st.crop, "seed": self.sc.seed,
                 "data": {t: [spec_label(s) for s in specs] for t, specs in st.data.items()},
-                "validation_data": spec_label(st.validation_data), "optimizer": st.optimizer,
+                "validation_data": {t: spec_label(v) for t, v in st.validation_data.items()},
+                "optimizer": self.settings(m)["optimizer"], "loss_weights": self.settings(m)["loss_weights"],
+                "symbols": st.symbols, "options": self.settings(m)["options"],
                 "precision": st.precision, "device": self.device, "device_name": device_name(self.device),
                 "world_size": self.dist.world, "recipe": self.recipe,
                 "wall_seconds": wall_seconds, "git_commit": _commit(), "semsim_version": _version(),
@@ -671,35 +713,79 @@ class Trainer:
         return {"step": k, "loss_reconstruction": loss_rec, "loss_segmentation": loss_seg, "loss": loss,
                 "psnr": train_psnr, "miou": miou, "lr": lr, "grad_norm": grad_norm, "wall_seconds": wall_seconds}
 
-    @torch.no_grad()
     def validate(self, codec, channel) -> list[dict[str, Any]]:
-        """PSNR (reconstruction) and mIoU (segmentation) on the validation set at each validation
-        SNR, through ``codec.transmit`` in eval mode; the channel noise is the same at every call."""
-        was_training = codec.training
-        codec.eval()
-        rows = []
-        for snr_db in self.st.validation_snr_db:
-            row = {"snr_db": snr_db, "psnr": math.nan, "miou": math.nan}
-            for task in codec.tasks:
-                seed_everything(derive_seed(self.sc.seed, "validation", task.value, snr_db))
-                seg = task is Task.SEGMENTATION
-                cm, scores = 0, []
-                for images, labels in self._validation_batches():
-                    images = images.to(self.device)
-                    snr = torch.full((images.shape[0],), snr_db, device=self.device)
-                    with self._autocast():
-                        out = _task_output(codec, task, images, labels, channel, snr)
-                    if seg:
-                        cm = cm + _confusion(out, labels, self.st.num_classes, self.st.ignore_index)
-                    else:
-                        scores += psnr(images, out.float()).cpu().tolist()
+        """PSNR (reconstruction) and mIoU (segmentation) on the validation sets at each validation
+        SNR (:func:`validation_scores`); the channel noise is the same at every call."""
+        return validation_scores(codec, channel, {t: self._validation_batches(t) for t in codec.tasks},
+                                 self.st.validation_snr_db, self.sc.seed, self.device, self._autocast,
+                                 (self.st.num_classes, self.st.ignore_index))
+
+
+@torch.no_grad()
+def validation_scores(codec, channel, batches: dict[Task, list[tuple[torch.Tensor, torch.Tensor | None]]],
+                      snr_db: list[float], seed: int, device: str, autocast=nullcontext,
+                      seg_classes: tuple[int | None, int | None] = (None, None)) -> list[dict[str, Any]]:
+    """Scores of ``codec`` through ``codec.transmit`` in eval mode: one row per SNR (dB) with the mean
+    PSNR over the reconstruction images and the dataset mIoU over the segmentation ones (NaN for a
+    task the codec does not serve). The noise of each (task, SNR) is seeded from ``seed``.
+
+    :param batches: task → ``[(images [B,3,H,W] float in [0, 1], labels [B,H,W] int64 | None), …]``.
+    :param seg_classes: ``(num_classes, ignore_index)`` of the labels (default: the codec's classes).
+    """
+    was_training = codec.training
+    codec.eval()
+    num_classes = seg_classes[0] or getattr(codec, "num_classes", None)
+    rows = []
+    for snr in snr_db:
+        row = {"snr_db": snr, "psnr": math.nan, "miou": math.nan}
+        for task in codec.tasks:
+            seed_everything(derive_seed(seed, "validation", task.value, snr))
+            seg = task is Task.SEGMENTATION
+            cm, scores = 0, []
+            for images, labels in batches[task]:
+                images = images.to(device)
+                snr_t = torch.full((images.shape[0],), snr, device=device)
+                with autocast():
+                    out = _task_output(codec, task, images, labels, channel, snr_t)
                 if seg:
-                    row["miou"] = miou_from_confusion(cm)
+                    cm = cm + _confusion(out, labels, num_classes, seg_classes[1])
                 else:
-                    row["psnr"] = sum(scores) / len(scores)
-            rows.append(row)
-        codec.train(was_training)
-        return rows
+                    scores += psnr(images, out.float()).cpu().tolist()
+            if seg:
+                row["miou"] = miou_from_confusion(cm)
+            else:
+                row["psnr"] = sum(scores) / len(scores)
+        rows.append(row)
+    codec.train(was_training)
+    return rows
+
+
+def learning_rate(opt: dict[str, Any], k: int, steps: int) -> float:
+    """The learning rate of step ``k`` (1-based) of ``steps``: linear warm-up over ``warmup_steps``,
+    then constant or a cosine decay to ``final_lr · lr`` at the last step."""
+    lr = opt["lr"]
+    warm = opt["warmup_steps"]
+    if warm and k < warm:
+        return lr * k / warm
+    if opt.get("schedule", "constant") == "cosine" and steps > warm:
+        progress = min(1.0, max(0.0, (k - warm) / (steps - warm)))
+        final = opt.get("final_lr", 1.0)
+        return lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return lr
+
+
+def _backward_per_task(weighted: dict[Task, torch.Tensor], shared: list[torch.nn.Parameter]) -> dict[Task, float]:
+    """Backpropagate each task's weighted loss in turn (their sum, as one backward would) and
+    return the norm of each task's gradient on the ``shared`` parameters."""
+    norms, before = {}, None
+    tasks = list(weighted)
+    for i, task in enumerate(tasks):
+        weighted[task].backward(retain_graph=i < len(tasks) - 1)
+        now = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().flatten()
+                         for p in shared])
+        norms[task] = float((now if before is None else now - before).norm())
+        before = now
+    return norms
 
 
 def _confusion(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int | None) -> torch.Tensor:
@@ -770,14 +856,15 @@ def estimate_seconds(sc: Scenario) -> float:
     from .data import image_sizes
 
     st = sc.train
-    val_mpix = sum(h * w for h, w in image_sizes(registry.build("dataset", st.validation_data))) / 1e6
+    val_mpix = {t: sum(h * w for h, w in image_sizes(registry.build("dataset", v))) / 1e6
+                for t, v in st.validation_data.items()}
     validations = st.steps // st.validation_every + 2
     total = 0.0
     for spec in sc.methods:
         codec = build_train_codec(spec, sc.budgets[0], st)
         tasks, cost = len(codec.tasks), codec.cost_s_per_mpixel
-        total += cost * tasks * (TRAIN_COST_FACTOR * st.steps * sc.batch_size * st.crop ** 2 / 1e6
-                                 + validations * len(st.validation_snr_db) * val_mpix)
+        total += cost * (tasks * TRAIN_COST_FACTOR * st.steps * sc.batch_size * st.crop ** 2 / 1e6
+                         + validations * len(st.validation_snr_db) * sum(val_mpix[t.value] for t in codec.tasks))
     return total
 
 

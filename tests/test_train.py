@@ -219,7 +219,15 @@ BAD = [
     (dict(SCENARIO, snr_db=[0, 10]), ["{low: DB, high: DB}"]),
     (dict(SCENARIO, optimizer={"lr": 1e-4, "momentum": 0.9}), ["unknown optimizer key", "'momentum'", "'betas'"]),
     (dict(SCENARIO, precision="fp16"), ["unknown precision", "'bf16'"]),
-    (dict(SCENARIO, precision="bf16"), ["needs device cuda"]),
+    (dict(SCENARIO, optimizer={"schedule": "linear"}), ["unknown optimizer.schedule", "'cosine'"]),
+    (dict(SCENARIO, optimizer={"final_lr": 2}), ["final_lr", "[0, 1]"]),
+    (dict(SCENARIO, init="pretrained"), ["init must be one of", "'shipped'"]),
+    (dict(SCENARIO, symbols={"at_budget": 1.5}), ["at_budget in [0, 1]"]),
+    (dict(SCENARIO, symbols={"share": 0.5}), ["unknown symbols key", "'high'"]),
+    (dict(SCENARIO, per_method={"deepjscc": {}}), ["per_method names 'deepjscc'", "'tiny-test-jscc'"]),
+    (dict(SCENARIO, per_method={"tiny-test-jscc": {"loss_weights": {"depth": 1}}}), ["unknown", "'depth'"]),
+    (dict(SCENARIO, per_method={"tiny-test-jscc": {"loss_weights": {"segmentation": -1}}}), [">= 0"]),
+    (dict(SCENARIO, per_method={"tiny-test-jscc": {"last_step_prob": 0.5}}), ["takes no training options"]),
     (dict(SCENARIO, data={"tasks": []}), ["unknown data key", "'segmentation'"]),
     (dict(SCENARIO, methods=["tiny-test-jscc", "tiny-test-jscc"]), ["listed twice"]),
     (dict(SCENARIO, methods=[{"name": "tiny-test-jscc", "num_classes": 5}]), ["num_classes=5", "11"]),
@@ -258,7 +266,8 @@ def test_cli_bad_file_exits_2_with_one_line(tmp_path, capsys):
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
 
 
-def test_defaults_and_points():
+def test_defaults_and_points(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEMSIM_CACHE_DIR", str(tmp_path / "cache"))
     sc = load_scenario({k: v for k, v in SCENARIO.items() if k not in ("data", "validation", "optimizer", "steps")})
     st = sc.train
     assert st.steps == 2000 and st.optimizer["lr"] == 1e-4 and st.optimizer["betas"] == [0.5, 0.999]
@@ -266,7 +275,9 @@ def test_defaults_and_points():
     assert st.optimizer["clip_grad_norm"] == 1.0 and st.validation_every == 200
     assert st.data["reconstruction"] and st.data["segmentation"]
     assert all(s["name"] != "kodak" for s in st.data["reconstruction"])
-    assert sc.output == Path("results/train/tiny")
+    assert sc.output == tmp_path / "cache" / "train" / "tiny"  # checkpoints live outside the work tree
+    assert st.init == "scratch" and st.symbols == {} and st.optimizer["schedule"] == "constant"
+    assert st.validation_data["segmentation"]["name"] in ("camvid", "voc", "procedural")
     assert [p.key for p in sc.points()] == ["train|tiny-test-jscc"]
 
 

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..channels import snr_vector
-from ..codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes,
-                     training_symbol_count)
+from ..codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes)
 from ..errors import ConfigError, choices
 from ..nn.blocks import ResBlock
 from ..nn.losses import segmentation_loss
@@ -221,11 +220,29 @@ class SemanticCodec(LearnedCodec):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "sampling_steps": self.sampling_steps}
 
+    def latent_symbols(self, task: Task, height: int, width: int) -> int:
+        """Complex symbols the latent holds for ``task``: ``C_task * Hp/8 * Wp/8``."""
+        grid = ceil_to(height, 16) // LATENT_STRIDE * (ceil_to(width, 16) // LATENT_STRIDE)
+        return (self.cfg["channels"] if task is Task.RECONSTRUCTION else self.cfg["seg_channels"]) * grid
+
     def symbol_count(self, task: Task, height: int, width: int) -> int:
         """Complex symbols sent for an ``height x width`` image: ``min(cap, C_task * Hp/8 * Wp/8)``."""
-        grid = ceil_to(height, 16) // LATENT_STRIDE * (ceil_to(width, 16) // LATENT_STRIDE)
-        per_position = self.cfg["channels"] if task is Task.RECONSTRUCTION else self.cfg["seg_channels"]
-        return min(self.budget.channel_uses(height, width), per_position * grid)
+        return min(self.budget.channel_uses(height, width), self.latent_symbols(task, height, width))
+
+    def configure_training(self, last_step_prob: float | None = None) -> None:
+        """Training options of a recipe: ``last_step_prob``, how often a reconstruction batch is
+        trained at ``t = T-1``, the only step 1-step decoding uses (:class:`~semsim.nn.diffusion.Diffusion`)."""
+        if last_step_prob is not None:
+            from ..nn.diffusion import Diffusion
+
+            if isinstance(last_step_prob, bool) or not isinstance(last_step_prob, (int, float)) \
+                    or not 0 <= last_step_prob <= 1:
+                raise ConfigError(f"last_step_prob must be a number in [0, 1], got {last_step_prob!r}")
+            self.diffusion = Diffusion(self.cfg["diffusion_steps"], last_step_prob=float(last_step_prob))
+
+    def shared_modules(self) -> dict[str, torch.nn.Module]:
+        """The Tx source KB, the unified JSCC encoder and the Rx source KB serve both tasks."""
+        return {"tx_kb": self.tx_kb, "encoder": self.encoder, "rx_kb": self.rx_kb}
 
     def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         n = self.symbol_count(self.task, *images.shape[-2:])
@@ -263,12 +280,12 @@ class SemanticCodec(LearnedCodec):
         """One pass through ``channel``: MSE (eq. 5) of the x0-prediction at a sampled time step,
         or cross-entropy (eq. 6) ignoring void labels (any label outside ``[0, num_classes)``).
 
-        The symbol count follows :func:`semsim.codec.training_symbol_count` (the budget's for half
-        the batches, fewer for the rest), so one model serves smaller budgets too.
+        The symbol count follows :meth:`semsim.codec.LearnedCodec.training_symbols` (the recipe's
+        ``symbols`` policy), so one model serves other budgets too.
         """
         task = Task(task)
         b, _, height, width = images.shape
-        n = training_symbol_count(self.symbol_count(task, height, width))
+        n = self.training_symbols(height, width, self.latent_symbols(task, height, width))
         x = self._encode(images, task, n)
         y, info = channel(x, snr_db)
         planes = self._planes(y, info, snr_db, (height, width))
