@@ -199,7 +199,7 @@ class Report:
     # --- sections -------------------------------------------------------------------------------
     def weights(self) -> None:
         from .info import build_meta
-        from .weights import manifest
+        from .weights import cumulative, manifest
 
         self.lines += ["## Shipped weights and their training", ""]
         shipped = manifest()
@@ -211,9 +211,9 @@ class Report:
         self.lines += [f"Every learned method's `small` preset, trained in turn by `semsim train` on identical data, "
                        f"steps, SNR range, seed and budget ({', '.join(f'`{r}`' for r in recipes)}), then "
                        f"`semsim ship`. Files, checksums and provenance: `semsim/pretrained/manifest.json`.", "",
-                       "| weights | method | parameters | bf16 MiB | steps × batch | crop | SNR (dB) | channel | device "
-                       "| precision | wall time | validation (CamVid val, 4 images) at 0 / 10 / 20 dB |",
-                       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                       "| weights | method | parameters | bf16 MiB | steps × batch | crop | crops seen (rounds) | SNR (dB) "
+                       "| channel | device | precision | wall time | validation at its SNRs |",
+                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         total = 0.0
         for name, e in shipped.items():
             params = sum(p.numel() for p in build_meta(e["method"], e.get("preset", "small")).parameters())
@@ -222,7 +222,8 @@ class Report:
             total += float(e.get("wall_seconds", 0))
             self.lines.append(
                 f"| `{name}` | {e.get('label', e['method'])} | {params:,d} | {e['bytes'] / 2**20:.2f} | "
-                f"{e.get('steps')} × {e.get('batch_size')} | {e.get('crop')} | {snr[0]:g}–{snr[1]:g} | "
+                f"{e.get('steps')} × {e.get('batch_size')} | {e.get('crop')} | "
+                f"{cumulative(e)['images']:,d} ({len(cumulative(e)['rounds'])}) | {snr[0]:g}–{snr[1]:g} | "
                 f"{e.get('train_channel')} | {e.get('device_name', e.get('device'))} | {e.get('precision')} | "
                 f"{float(e.get('wall_seconds', 0)):.0f} s | {val} |")
         self.facts["train_total_s"] = total
@@ -230,9 +231,37 @@ class Report:
                            f"(validation included).", ""]
         self._img(self.results / "train" / "small-gpu" / "curves.png", "train_curves.png", "training curves")
 
+    def ablation(self) -> None:
+        """The training-recipe ablation at equal images seen (``benchmarks/ablation.py --json
+        results/ablation.json``)."""
+        path = self.results / "ablation.json"
+        if not path.is_file():
+            return
+        rows = json.loads(path.read_text())
+        r0 = rows[0]
+        self.lines += ["## Training recipe: ablation at equal images seen", "",
+                       f"`python benchmarks/ablation.py --json {path}`: each arm trains the `small` preset from "
+                       f"scratch with seed 0 on the same {r0['images']:,d} random crops of BSDS500 train+val "
+                       f"({int(round((r0['pixels'] / r0['images']) ** 0.5))} px; GenSC also as many CamVid train "
+                       "crops), AWGN, CBR 1/16, SNR 0–20 dB; each arm adds one fix to the arm above it. Scores on "
+                       "BSDS500 test at full size (mean PSNR) and CamVid val (mIoU), after the last step.", "",
+                       "| method | arm | what | crops | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |",
+                       "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            miou = r.get("miou_7", math.nan)
+            self.lines.append(f"| {r['method']} | {r['arm']} | {r.get('what', '')} | {r['images']:,d} | "
+                              f"{_fmt(r.get('psnr_1', math.nan))} | {_fmt(r.get('psnr_7', math.nan))} | "
+                              f"{_fmt(r.get('psnr_13', math.nan))} | {'' if math.isnan(miou) else f'{miou:.3f}'} |")
+        self.lines.append("")
+
     def _validation(self, entry: dict[str, Any]) -> str:
         from .scenario import _safe_name
 
+        shipped = (entry.get("validation") or {}).get("score")
+        if shipped:
+            snrs = "/".join(f"{v:g}" for v in entry["validation"].get("snr_db", []))
+            return ", ".join(f"{v:.2f} dB" if t == "reconstruction" else f"mIoU {v:.3f}"
+                             for t, v in shipped.items()) + f" (ship's set, mean over {snrs} dB)"
         folder = _recipe_output(entry.get("recipe", ""))
         if folder is None:
             return ""
@@ -319,11 +348,14 @@ class Report:
             if path.is_file():
                 rows = json.loads(path.read_text())
                 r0 = rows[0]
-                self.lines += [f"Training throughput, one optimiser step ({r0['device']}, {r0.get('precision', 'fp32')}, "
-                               f"{r0['crop']} px, batch {r0['batch']}; `benchmarks/train_throughput.py`):", "",
-                               "| method | parameters | s/step | img/s |", "|---|---|---|---|"]
-                self.lines += [f"| {r['method']} | {r['parameters']:,d} | {r['s_per_step']} | {r['img_per_s']} |"
-                               for r in rows] + [""]
+                settings = list(r0.get("settings") or {r0.get("precision", "fp32"): r0["img_per_s"]})
+                self.lines += [f"Training throughput, one optimiser step ({r0['device']}, {r0['crop']} px, batch "
+                               f"{r0['batch']}; `benchmarks/train_throughput.py`), img/s per setting:", "",
+                               "| method | parameters | " + " | ".join(settings) + " |",
+                               "|---|---|" + "---|" * len(settings)]
+                self.lines += [f"| {r['method']} | {r['parameters']:,d} | " +
+                               " | ".join(str((r.get("settings") or {settings[0]: r["img_per_s"]})[s])
+                                          for s in settings) + " |" for r in rows] + [""]
 
     def account(self) -> None:
         """Where GenSC is ahead or behind, with numbers computed from the results."""
@@ -379,6 +411,7 @@ class Report:
                       "power normalised per image; PSNR in dB on 8-bit RGB; every method gets the same channel-use "
                       "budget. Labels say which channel the learned weights were trained on.", ""]
         self.weights()
+        self.ablation()
         for fig in FIGURES[:2]:
             self.figure(fig)
         self.grids_subset(("fig6",))

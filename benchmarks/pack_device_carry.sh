@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Pack what a GPU job of benchmarks/gpu_recipe.sh needs beside the working tree into device_carry/
+# (git-ignored; name it in the device call's `carry`), within the 64 MiB a device call may carry
+# together with the tracked tree (about 45 MB, 40 MB of it shipped weights):
+#   wheels/   sionna-no-rt, importlib-resources, diffusers, timm, pytorch-msssim and what the GPU
+#             image lacks (pip download, no dependencies)
+#   data/     BSDS500 train+val (training) re-encoded as WebP q90, the first 12 BSDS500 test photos
+#             and CamVid val pairs (ship's validation) and CamVid train (WebP q90 photos, label
+#             PNGs as they are); Kodak as WebP q95 for the fig5 timing only (its PSNR numbers come
+#             from CPU runs on the original PNGs)
+# The re-encoding is a small change of the training data, recorded here and in the round's notes.
+#
+#   bash benchmarks/pack_device_carry.sh [SHARED]      # default $SEMSIM_SHARED or ../shared
+set -euo pipefail
+SHARED=${1:-${SEMSIM_SHARED:-../shared}}
+OUT=device_carry
+PY=${PY:-python3}
+rm -rf "$OUT" && mkdir -p "$OUT/wheels" "$OUT/data"
+$PY -m pip download --no-deps -q -d "$OUT/wheels" sionna-no-rt==2.2.0 importlib-resources diffusers \
+    timm pytorch-msssim lazy-importer importlib-metadata
+$PY - "$SHARED" "$OUT/data" <<'EOF'
+import shutil, sys
+from pathlib import Path
+from PIL import Image
+
+src, dst = Path(sys.argv[1]) / "data", Path(sys.argv[2])
+
+def webp(files, folder, quality, limit=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in sorted(files)[:limit]:
+        Image.open(f).convert("RGB").save(folder / (f.stem + ".webp"), quality=quality, method=6)
+
+for split in ("train", "val"):
+    webp((src / "bsds500" / split).glob("*.jpg"), dst / "bsds500" / split, 90)
+webp((src / "bsds500" / "test").glob("*.jpg"), dst / "bsds500" / "test", 95, limit=12)
+camvid = src / "camvid"
+for split, limit in (("train", None), ("val", 12)):
+    names = [l.split()[0].split("/")[-1] for l in (camvid / f"{split}.txt").read_text().splitlines() if l.strip()]
+    names = sorted(names)[:limit]
+    (dst / "camvid" / split).mkdir(parents=True, exist_ok=True)
+    (dst / "camvid" / f"{split}annot").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for n in names:
+        stem = Path(n).stem
+        Image.open(camvid / split / n).convert("RGB").save(dst / "camvid" / split / f"{stem}.webp", quality=90,
+                                                            method=6)
+        shutil.copy(camvid / f"{split}annot" / n, dst / "camvid" / f"{split}annot" / n)
+        lines.append(f"/SegNet/CamVid/{split}/{stem}.webp /SegNet/CamVid/{split}annot/{n}")
+    (dst / "camvid" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+webp((src / "kodak").glob("*.png"), dst / "kodak", 95)
+EOF
+du -sh "$OUT"/* "$OUT"
+echo "tracked tree: $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes"
