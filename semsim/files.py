@@ -209,8 +209,9 @@ def folder_lock(folder: str | os.PathLike, identity: str, about: dict[str, Any] 
             else:
                 holder = _holder(fd)
                 if exclusive:
-                    raise OutputError(f"output folder '{folder}' is in use by another semsim run ({_describe(holder)}); "
-                                      f"--fresh would delete its points: wait for it to end or use another --output")
+                    raise OutputError(f"output folder '{folder}' is in use by another semsim run "
+                                      f"({_describe(holder)}); --fresh would delete its points: wait for it to end "
+                                      f"or use another --output")
                 try:
                     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 except BlockingIOError:
