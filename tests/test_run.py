@@ -416,3 +416,22 @@ def test_every_registered_spec_resolves_to_plain_data():
     for kind in ("channel", "codec", "dataset"):
         for name in names(kind):
             json.dumps(resolved(kind, name))  # TypeError for anything but plain data
+
+
+def test_data_hash_names_content_not_place_and_is_cached(tmp_path, hash_cache, monkeypatch):
+    import shutil
+
+    import semsim.files
+    from semsim.data import build_dataset, content_hash
+
+    photos = _photos(tmp_path / "photos")
+    first = content_hash(build_dataset({"name": "folder", "path": str(photos)}))
+    copy = shutil.copytree(photos, tmp_path / "elsewhere" / "photos")  # another checkout or node
+    assert content_hash(build_dataset({"name": "folder", "path": str(copy)})) == first
+
+    def no_reading(path):
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(semsim.files, "_sha256", no_reading)
+    assert content_hash(build_dataset({"name": "folder", "path": str(photos)})) == first  # from the cache
+    assert (hash_cache / "file_sha256.json").is_file()
