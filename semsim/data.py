@@ -25,6 +25,8 @@ Example::
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -472,6 +474,25 @@ def build_dataset(spec: str | dict[str, Any]) -> ImageDataset:
 def image_sizes(dataset: ImageDataset) -> list[tuple[int, int]]:
     """``(H, W)`` of every sample of ``dataset``, cheaply (file headers only)."""
     return dataset.sizes()
+
+
+def content_hash(dataset: ImageDataset) -> str:
+    """sha256 naming what ``dataset`` yields: its ids with the bytes of their image and label files
+    (hashes cached by path, size and times, :func:`semsim.files.file_sha256`), its crop, and for
+    generated data (no files) its options. Paths are left out: a copy of the same files elsewhere
+    gives the same hash; an edited image, label or list of ids gives another.
+    """
+    from .files import file_sha256
+
+    files = [p for _, entry in dataset.entries for p in (entry if isinstance(entry, tuple) else ())
+             if isinstance(p, Path)]
+    digests = iter(file_sha256(files))
+    items = [[sample_id, [next(digests) if isinstance(p, Path) else None
+                          for p in (entry if isinstance(entry, tuple) else ())]]
+             for sample_id, entry in dataset.entries]
+    about = {k: v for k, v in dataset.describe().items() if k != "root"} if not files else {"crop": dataset.crop}
+    text = json.dumps({"name": dataset.name, "samples": items, **about}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def batches_by_size(dataset: Sequence[Sample], batch_size: int) -> Iterator[list[Sample]]:

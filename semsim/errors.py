@@ -25,6 +25,10 @@ class BudgetError(SemsimError):
     """A method would use more channel uses than the scenario's budget allows."""
 
 
+class OutputError(SemsimError):
+    """An output folder is in use by another run, or a run's results came out incomplete."""
+
+
 def choices(valid: Iterable[object]) -> str:
     """Format valid choices for an error message: ``"a", "b", "c"``."""
     return ", ".join(repr(v) if isinstance(v, str) else str(v) for v in valid)

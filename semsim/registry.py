@@ -69,6 +69,26 @@ def parameters(kind: str, name: str) -> dict[str, inspect.Parameter]:
             if k not in preset and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
+def resolved(kind: str, spec: str | Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``spec`` with every option its class takes: the given values, the registered preset ones and
+    the code's defaults for the rest (options without a default and not given are left out).
+
+    Two specs with equal ``resolved`` build the same object from the same code; a changed default
+    changes it. ``skip`` leaves options out (a sweep axis the caller records elsewhere).
+    """
+    name, kwargs = split_spec(spec)
+    cls, preset = lookup(kind, name)
+    out: dict[str, Any] = {"name": name, **preset}
+    for key, p in parameters(kind, name).items():
+        if key in skip:
+            continue
+        if key in kwargs:
+            out[key] = kwargs[key]
+        elif p.default is not p.empty:
+            out[key] = p.default
+    return out
+
+
 def split_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``"awgn"`` or ``{"name": "awgn", ...}`` → ``("awgn", {...})``."""
     if isinstance(spec, str):

@@ -3,16 +3,29 @@
 Layout of an output folder::
 
     results.csv         every finished point's rows, in the scenario's canonical point order
-    provenance.json     package versions, git commit, scenario hash, weights sha256, device
-    .points/*.csv       one file per finished point (written atomically: temp file + rename)
+    provenance.json     package versions, git commit, scenario hash, weights and data sha256, device
+    .points/*.csv       one file per finished point (written atomically: temp file + rename) ...
+    .points/*.json      ... beside the record of the inputs it was computed from
+    .lock               the run's lock (flock): who writes into the folder
     plots/              PNG and PDF curves (``semsim plot``)
 
-Each point is computed, written to ``.points/<id>.csv`` atomically, and ``results.csv`` is then
-rebuilt atomically from the finished points. A run killed at any moment (even SIGKILL) leaves only
-whole points behind; a rerun skips them, and because every point reseeds all generators from its
-own seed, the final CSV equals an uninterrupted run's (the timing column ``seconds`` aside).
-Point files are named by content, so after editing a scenario (another SNR, another method) a
-rerun into the same folder computes only the points that are new.
+Each point is computed, written to ``.points/<id>-<seed>-<inputs>.csv`` atomically, and
+``results.csv`` is then rebuilt atomically from the finished points. A run killed at any moment
+(even SIGKILL) leaves only whole points behind; a rerun skips them, and because every point reseeds
+all generators from its own seed, the final CSV equals an uninterrupted run's (the timing column
+``seconds`` aside).
+
+A point file is named by everything its numbers depend on: the point's key (dataset, budget,
+channel, SNR, method, MCS) and seed, and a hash of its inputs (:meth:`Runner.inputs`): the
+scenario-wide settings, each spec's options with the code's defaults for those not given, the
+content of the dataset's files and the sha256 of the method's weights. So after editing a scenario
+(another SNR, another method) a rerun computes only the points that are new, and after replacing
+a weights file or an image, or after a changed default, it recomputes the points they feed and
+says which and why.
+
+One run at a time writes into a folder: a run of other inputs, or a ``--fresh`` run, is refused
+while another holds the folder's lock (runs of the same inputs share it; the kernel releases it
+when a process dies).
 """
 from __future__ import annotations
 
@@ -25,7 +38,9 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,8 +52,8 @@ from tqdm.auto import tqdm
 from . import registry
 from .codec import Task, cbr
 from .config import seed_everything, set_device
-from .files import atomic_file
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
+from .files import atomic_file, file_sha256, folder_lock, remove_orphans
 from .metrics import ConfusionMatrix, ms_ssim, psnr
 from .scenario import Point, Scenario, load_scenario, spec_label
 
@@ -81,6 +96,11 @@ def _csv_text(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:
     return buf.getvalue()
 
 
+def _digest(value: Any) -> str:
+    """sha256 of plain data (key order does not matter)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
 # --- provenance ---------------------------------------------------------------------------------
 
 def _git_commit() -> str:
@@ -96,8 +116,9 @@ def _git_commit() -> str:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None) -> dict[str, Any]:
-    """Package versions, git commit, scenario hash, weights sha256 and device of a run."""
+def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None,
+               data: dict[str, str] | None = None) -> dict[str, Any]:
+    """Package versions, git commit, scenario hash, weights and data sha256 and device of a run."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -120,6 +141,7 @@ def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None)
         "device": dev,
         "host": platform.node(),
         "weights_sha256": weights or {},
+        "data_sha256": data or {},
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -143,7 +165,11 @@ class Runner:
         self._decoded: dict[int, list | None] = {}
         self._channels: dict[int, Any] = {}
         self._codecs: dict[tuple[int, str], Any] = {}
-        self._settings = self._settings_hash()
+        self._spec_inputs: dict[tuple[str, int], tuple[str, str]] | None = None
+        self._stems: dict[str, str] = {}
+        #: sha256 of each method's weights file (by method label) and of each dataset's content
+        self.weights_sha256: dict[str, str] = {}
+        self.data_sha256: dict[str, str] = {}
 
     @property
     def csv_path(self) -> Path:
@@ -155,30 +181,97 @@ class Runner:
             self.csv_path.unlink(missing_ok=True)
         (self.out / POINTS_DIR).mkdir(parents=True, exist_ok=True)
 
-    def _settings_hash(self) -> str:
-        """Hash of the scenario-wide settings that change a point's numbers besides its key and seed."""
+    # --- what a point's numbers depend on -------------------------------------------------------
+    def _settings(self) -> dict[str, Any]:
+        """The scenario-wide settings that change a point's numbers besides its key and seed."""
         sc = self.sc
-        settings = ({"kind": "ber", "min_errors": sc.min_errors, "max_bits": sc.max_bits,
-                     "codeword_length": sc.codeword_length, "num_bp_iter": sc.num_bp_iter}
-                    if sc.kind == "ber" else {"kind": sc.kind, "batch_size": sc.batch_size})
-        return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+        return ({"kind": "ber", "min_errors": sc.min_errors, "max_bits": sc.max_bits,
+                 "codeword_length": sc.codeword_length, "num_bp_iter": sc.num_bp_iter}
+                if sc.kind == "ber" else {"kind": sc.kind, "batch_size": sc.batch_size})
+
+    def _specs_inputs(self) -> dict[tuple[str, int], tuple[str, str]]:
+        """``(kind, index) -> (what, digest)`` for every channel, dataset and method of the scenario
+        (computed once: it reads the datasets' files and the weights, through the hash cache)."""
+        from .codec import load_preset
+        from .data import content_hash
+
+        if self._spec_inputs is not None:
+            return self._spec_inputs
+        sc, out = self.sc, {}
+        for c, ch in enumerate(sc.channels):
+            out["channel", c] = (f"options of channel {spec_label(ch)}", _digest(registry.resolved("channel", ch)))
+        if sc.kind != "ber":
+            for d, spec in enumerate(sc.data):
+                label = spec_label(spec)
+                self.data_sha256[label] = content_hash(self._dataset(d))
+                out["data", d] = (f"options of data {label}", _digest(registry.resolved("dataset", spec)))
+                out["content", d] = (f"content of data {label}", self.data_sha256[label])
+            for m, spec in enumerate(sc.methods):
+                label = spec_label(spec, skip=("mcs",))  # a point's MCS is in its key
+                opts = registry.resolved("codec", spec, skip=("mcs",))
+                cls, _ = registry.lookup("codec", spec["name"])
+                if getattr(cls, "presets_file", None) and opts.get("preset"):  # the architecture, as data
+                    opts["preset_config"] = load_preset(cls.presets_file, cls.method, opts["preset"])
+                out["method", m] = (f"options of method {label}", _digest(opts))
+                if opts.get("weights"):
+                    from .weights import resolve_weights
+
+                    self.weights_sha256[label] = file_sha256([resolve_weights(opts["weights"])])[0]
+                    out["weights", m] = (f"weights of method {label}", self.weights_sha256[label])
+        self._spec_inputs = out
+        return out
+
+    def inputs(self, pt: Point) -> dict[str, str]:
+        """What ``pt``'s numbers depend on besides its key and seed, as ``{what: digest}``: the
+        scenario-wide settings, the options of its channel, dataset and method (with the code's
+        defaults for options not given; a learned method's preset as data), the content of its
+        dataset's files and the sha256 of its method's weights."""
+        specs = self._specs_inputs()
+        refs = [("channel", pt.channel)]
+        if self.sc.kind != "ber":
+            refs += [("data", pt.data), ("content", pt.data), ("method", pt.method), ("weights", pt.method)]
+        return {"scenario settings": _digest(self._settings()), **dict(specs[r] for r in refs if r in specs)}
 
     def _part(self, pt: Point) -> Path:
-        """A finished point's file. Its name holds everything that fixes the point's numbers (the
-        point's content key, its seed, the scenario-wide settings), so an edited scenario reuses
-        the points it shares with the old one and computes only the new ones."""
-        return self.out / POINTS_DIR / f"{pt.id}-{pt.seed}-{self._settings}.csv"
+        """A finished point's file, named ``<id>-<seed>-<hash of its inputs>.csv``; the inputs are
+        recorded beside it (``.json``). See the module docstring."""
+        if pt.id not in self._stems:
+            self._stems[pt.id] = f"{pt.id}-{pt.seed}-{_digest(self.inputs(pt))[:16]}"
+        return self.out / POINTS_DIR / f"{self._stems[pt.id]}.csv"
+
+    def _why(self, pt: Point, files: list[Path]) -> list[str]:
+        """Why ``pt`` is computed again: what differs from the inputs of its newest earlier file
+        among ``files`` (the point files of ``pt.id``); none if it was never computed."""
+        older = [p for p in files if p != self._part(pt)]
+        if not older:
+            return []
+        last = max(older, key=lambda p: p.stat().st_mtime_ns)
+        try:
+            before = json.loads(last.with_suffix(".json").read_text())
+            old = before["inputs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return ["its inputs were not recorded (an older semsim wrote it)"]
+        new = self.inputs(pt)
+        why = [f"{k} changed" for k in sorted(new.keys() | old.keys()) if new.get(k) != old.get(k)]
+        if before.get("seed") != pt.seed:
+            why.append("the scenario seed changed")
+        return why or ["its inputs changed"]
 
     def _rebuild_csv(self, points: list[Point]) -> None:
         chunks = [_csv_text([], self.columns)]
         for pt in points:
-            part = self._part(pt)
-            if part.exists():
-                chunks.append(part.read_text().split("\n", 1)[1])
+            try:
+                chunks.append(self._part(pt).read_text().split("\n", 1)[1])
+            except FileNotFoundError:
+                continue
         _atomic_write(self.csv_path, "".join(chunks))
 
     def run(self, only: Iterable[str] | None = None) -> Path:
-        """Run every unfinished point (or only the point ids in ``only``); return the CSV path."""
+        """Run every unfinished point (or only the point ids in ``only``); return the CSV path.
+
+        :raises OutputError: another run with other inputs (or a ``--fresh`` one) holds the output
+            folder, or points of this run have no results at its end.
+        """
         points = self.sc.points()
         if only is not None:
             wanted = set(only)
@@ -188,25 +281,51 @@ class Runner:
             todo = [p for p in points if p.id in wanted]
         else:
             todo = points
-        self._prepare_output()
-        _atomic_write(self.out / "provenance.json", json.dumps(provenance(self.sc, self.device), indent=2))
+        identity = _digest({"scenario": self.sc.hash, "points": [self._part(p).name for p in points]})
+        with folder_lock(self.out, identity, {"scenario": self.sc.name}, exclusive=self.fresh) as lock:
+            if lock.alone:  # no other run writes here: temporary files are a killed run's
+                remove_orphans(self.out, ("results.csv", "provenance.json"))
+                remove_orphans(self.out / POINTS_DIR)
+            self._prepare_output()
+            lock.share()
+            return self._run(points, todo)
+
+    def _run(self, points: list[Point], todo: list[Point]) -> Path:
+        prov = provenance(self.sc, self.device, self.weights_sha256, self.data_sha256)
+        _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
         pending = [p for p in todo if not self._part(p).exists()]
+        files: dict[str, list[Path]] = {}
+        for f in (self.out / POINTS_DIR).glob("*.csv"):
+            files.setdefault(f.name.split("-", 1)[0], []).append(f)
+        why = {p.id: self._why(p, files.get(p.id, [])) for p in pending}
+        recomputed = sum(1 for p in pending if why[p.id])
+        reasons = Counter(r for p in pending for r in why[p.id])
+        if recomputed:
+            print(f"semsim: recomputing {recomputed} point(s) computed before from other inputs: "
+                  + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()), file=sys.stderr)
         t_run = time.perf_counter()
         bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=self.sc.name, unit="point",
                    disable=not self.progress)
         for pt in pending:
-            bar.set_postfix_str(pt.key[-60:])
-            rows = self.ber_point(pt) if self.sc.kind == "ber" else self.transmission_point(pt)
-            _atomic_write(self._part(pt), _csv_text(rows, self.columns))
-            self._rebuild_csv(points)
+            part = self._part(pt)
+            if not part.exists():  # else a run of the same inputs finished it meanwhile
+                bar.set_postfix_str(pt.key[-60:])
+                rows = self.ber_point(pt) if self.sc.kind == "ber" else self.transmission_point(pt)
+                record = {"point": pt.id, "key": pt.key, "seed": pt.seed, "inputs": self.inputs(pt)}
+                _atomic_write(part.with_suffix(".json"), json.dumps(record, indent=1))
+                _atomic_write(part, _csv_text(rows, self.columns))
+                self._rebuild_csv(points)
             bar.update(1)
         bar.close()
-        if not pending:
-            self._rebuild_csv(points)
-        weights = {c.label: c.weights_sha256 for c in self._codecs.values() if getattr(c, "weights_sha256", "")}
-        prov = provenance(self.sc, self.device, weights)
+        self._rebuild_csv(points)
+        missing = [p for p in todo if not self._part(p).exists()]
+        if missing:
+            raise OutputError(f"{len(missing)} of {len(todo)} points have no results in '{self.out}' (their files "
+                              f"were removed while this run went on); rerun to compute them")
         prov["last_run"] = {"points_run": len(pending), "points_already_done": len(todo) - len(pending),
+                            "points_recomputed": recomputed, "recomputed_because": dict(reasons),
                             "wall_seconds": round(time.perf_counter() - t_run, 2)}
+        prov["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
         return self.csv_path
 
@@ -236,6 +355,12 @@ class Runner:
         key = (pt.method, pt.budget.label)
         if key not in self._codecs:
             codec = registry.build("codec", self.sc.methods[pt.method], budget=pt.budget)
+            expected = (self._spec_inputs or {}).get(("weights", pt.method), ("", ""))[1]
+            loaded = getattr(codec, "weights_sha256", "")
+            if expected and loaded and loaded != expected:  # the point would be filed under other weights
+                raise OutputError(f"the weights of method {spec_label(self.sc.methods[pt.method], skip=('mcs',))} "
+                                  f"changed during the run (sha256 {expected[:12]}… became {loaded[:12]}…); "
+                                  f"rerun to compute their points with the new file")
             self._codecs[key] = codec.to(self.device).eval()
         return self._codecs[key].with_axes(**dict(pt.axes))
 

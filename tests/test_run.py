@@ -232,3 +232,206 @@ def test_runner_refuses_a_method_above_the_budget(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "would use 501 channel uses" in err and "cap 500" in err
     assert not (tmp_path / "o" / "results.csv").exists() or len(read_csv(tmp_path / "o" / "results.csv")) == 0
+
+
+# --- a point's identity: weights, data and defaults it was computed with --------------------------
+
+@pytest.fixture
+def hash_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _photos(folder, n=2, size=32, seed=0):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def _last_run(out):
+    return json.loads((out / "provenance.json").read_text())["last_run"]
+
+
+def test_replaced_weights_recompute_their_points_and_nothing_else(tmp_path, hash_cache, capsys):
+    from semsim.registry import build
+    from semsim.weights import save_weights
+
+    weights = tmp_path / "w" / "deepjscc.safetensors"
+
+    def write_weights(seed):
+        torch.manual_seed(seed)
+        codec = build("codec", {"name": "deepjscc", "preset": "paper"}, budget=Budget("cbr", 1 / 16))
+        save_weights(codec, weights, {"train_channel": "awgn"})
+
+    write_weights(0)
+    sc = dict(SCENARIO, data={"name": "folder", "path": str(_photos(tmp_path / "photos"))}, channels=["awgn"],
+              snr_db=[10], methods=[{"name": "deepjscc", "preset": "paper", "weights": str(weights)},
+                                    "jpeg+capacity"])
+    out = tmp_path / "out"
+    first = read_csv(semsim.run(sc, output=out, progress=False))
+    assert len(first) == 4
+
+    again = read_csv(semsim.run(sc, output=out, progress=False))  # nothing touched: every point reused
+    assert again == first and _last_run(out)["points_run"] == 0
+    prov = json.loads((out / "provenance.json").read_text())
+    from semsim.files import file_sha256
+
+    label = f"deepjscc(preset=paper,weights={weights})"
+    assert prov["weights_sha256"] == {label: file_sha256([weights])[0]}, "complete after a resumed run"
+    assert set(prov["data_sha256"]) == {f"folder(path={tmp_path / 'photos'})"}
+
+    stat = weights.stat()
+    write_weights(1)  # other weights, same path, same size; even the modification time put back
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size
+    capsys.readouterr()
+    new = read_csv(semsim.run(sc, output=out, progress=False))
+    last = _last_run(out)
+    assert last["points_run"] == last["points_recomputed"] == 1
+    assert last["recomputed_because"] == {f"weights of method {label} changed": 1}
+    assert "recomputing 1 point(s)" in capsys.readouterr().err
+    jscc = [r for r in new if r["method"].startswith("Deep JSCC")]
+    assert [r["psnr"] for r in jscc] != [r["psnr"] for r in first if r["method"].startswith("Deep JSCC")]
+    assert [r for r in new if r not in jscc] == [r for r in first if not r["method"].startswith("Deep JSCC")]
+    assert json.loads((out / "provenance.json").read_text())["weights_sha256"][label] == file_sha256([weights])[0]
+
+
+def test_an_edited_image_recomputes_the_points_of_its_dataset(tmp_path, hash_cache):
+    from PIL import Image
+
+    photos = _photos(tmp_path / "photos")
+    sc = dict(SCENARIO, data={"name": "folder", "path": str(photos)}, channels=["awgn"], snr_db=[5, 20],
+              methods=["jpeg+capacity"])
+    out = tmp_path / "out"
+    first = read_csv(semsim.run(sc, output=out, progress=False))
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(photos / "p1.png")
+    new = read_csv(semsim.run(sc, output=out, progress=False))
+    assert _last_run(out)["points_recomputed"] == 2
+    assert list(_last_run(out)["recomputed_because"]) == [f"content of data folder(path={photos}) changed"]
+    assert [r["psnr"] for r in new if r["image"] == "p1"] != [r["psnr"] for r in first if r["image"] == "p1"]
+
+
+def test_a_changed_code_default_recomputes_the_points(tmp_path, hash_cache, monkeypatch):
+    sc = dict(SCENARIO, data={"name": "procedural", "num": 1, "height": 64, "width": 64},
+              methods=["test-constant-seg"], channels=["awgn"], snr_db=[5], budget={"channel_uses": 500})
+    out = tmp_path / "out"
+    first = read_csv(semsim.run(sc, output=out, progress=False))
+    semsim.run(sc, output=out, progress=False)
+    assert _last_run(out)["points_run"] == 0
+    monkeypatch.setattr(_ConstantSegmenter.__init__, "__defaults__", (5, 11, 0))  # guess 3 -> 5
+    new = read_csv(semsim.run(sc, output=out, progress=False))
+    assert _last_run(out)["recomputed_because"] == {"options of method test-constant-seg changed": 1}
+    assert new[0]["miou"] != first[0]["miou"]
+
+
+# --- output files and concurrency -----------------------------------------------------------------
+
+TINY = dict(SCENARIO, data={"name": "procedural", "num": 1, "height": 48, "width": 48}, channels=["awgn"],
+            snr_db=[5, 20], methods=["jpeg+capacity"])
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_output_files_follow_the_umask(tmp_path, umask, mode):
+    from semsim.files import atomic_file
+
+    old = os.umask(umask)
+    try:
+        with atomic_file(tmp_path / "x.txt") as tmp:
+            assert tmp.stat().st_mode & 0o777 == 0o600  # private while it is written
+            tmp.write_text("x")
+        out = tmp_path / "out"
+        semsim.run(dict(TINY), output=out, progress=False)
+    finally:
+        os.umask(old)
+    files = [tmp_path / "x.txt", out / "results.csv", out / "provenance.json", *(out / ".points").iterdir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}
+
+
+def test_a_killed_runs_temporary_files_are_removed(tmp_path):
+    out = tmp_path / "out"
+    semsim.run(dict(TINY), output=out, progress=False)
+    orphans = [out / ".results.csv.abc123.tmp", out / ".provenance.json.x.tmp", out / ".points" / ".p.csv.y.tmp"]
+    for p in orphans:
+        p.write_text("torn")
+    (out / "notes.tmp").write_text("not ours")
+    semsim.run(dict(TINY), output=out, progress=False)
+    assert not any(p.exists() for p in orphans) and (out / "notes.tmp").exists()
+
+
+def test_a_second_run_with_other_inputs_or_fresh_is_refused(tmp_path, monkeypatch, capsys):
+    from semsim.cli import main
+    from semsim.errors import OutputError
+    from semsim.runner import Runner
+
+    out = tmp_path / "out"
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(dict(TINY, snr_db=[7])))
+    seen = {}
+    compute = Runner.transmission_point
+
+    def meanwhile(self, pt):  # while the first run holds the folder, others try it
+        if not seen:
+            seen["other"] = main(["run", str(other), "--output", str(out), "--quiet", "--no-plots"])
+            seen["other_err"] = capsys.readouterr().err
+            with pytest.raises(OutputError, match="--fresh would delete its points"):
+                semsim.run(dict(TINY), output=out, fresh=True, progress=False)
+            seen["same"] = read_csv(semsim.run(dict(TINY), output=out, progress=False))  # same inputs share it
+        return compute(self, pt)
+
+    monkeypatch.setattr(Runner, "transmission_point", meanwhile)
+    rows = read_csv(semsim.run(dict(TINY), output=out, progress=False))
+    assert seen["other"] == 2 and "in use by another semsim run with other inputs" in seen["other_err"]
+    assert "'runtest', pid" in seen["other_err"] and len(seen["other_err"].strip().splitlines()) == 1
+    assert len(rows) == 2 and _strip_timing(seen["same"]) == _strip_timing(rows)
+    monkeypatch.setattr(Runner, "transmission_point", compute)
+    assert len(read_csv(semsim.run(dict(TINY), output=out, fresh=True, progress=False))) == 2  # lock released
+
+
+def test_a_run_never_reports_success_with_points_missing(tmp_path, monkeypatch):
+    from semsim.errors import OutputError
+    from semsim.runner import Runner
+
+    compute = Runner.transmission_point
+
+    def and_remove_the_others(self, pt):  # as a --fresh of an unlocked run would
+        for p in (self.out / ".points").glob("*.csv"):
+            p.unlink()
+        return compute(self, pt)
+
+    monkeypatch.setattr(Runner, "transmission_point", and_remove_the_others)
+    with pytest.raises(OutputError, match="1 of 2 points have no results"):
+        semsim.run(dict(TINY), output=tmp_path / "out", progress=False)
+
+
+def test_every_registered_spec_resolves_to_plain_data():
+    """A point's identity hashes each spec with its defaults; an object default (whose text holds a
+    memory address) would change it in every process, and no point would ever be reused."""
+    from semsim.registry import names, resolved
+
+    for kind in ("channel", "codec", "dataset"):
+        for name in names(kind):
+            json.dumps(resolved(kind, name))  # TypeError for anything but plain data
+
+
+def test_data_hash_names_content_not_place_and_is_cached(tmp_path, hash_cache, monkeypatch):
+    import shutil
+
+    import semsim.files
+    from semsim.data import build_dataset, content_hash
+
+    photos = _photos(tmp_path / "photos")
+    first = content_hash(build_dataset({"name": "folder", "path": str(photos)}))
+    copy = shutil.copytree(photos, tmp_path / "elsewhere" / "photos")  # another checkout or node
+    assert content_hash(build_dataset({"name": "folder", "path": str(copy)})) == first
+
+    def no_reading(path):
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(semsim.files, "_sha256", no_reading)
+    assert content_hash(build_dataset({"name": "folder", "path": str(photos)})) == first  # from the cache
+    assert (hash_cache / "file_sha256.json").is_file()
