@@ -87,7 +87,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEMSIM_CACHE_DIR") or "~/.cache/semsim").expanduser()
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -120,7 +121,7 @@ def file_sha256(paths: Iterable[str | os.PathLike]) -> list[str]:
         if isinstance(entry, list) and len(entry) == 4 and entry[:3] == stamp:
             out.append(entry[3])
             continue
-        digest = _sha256(path)
+        digest = sha256(path)
         cache[str(path)] = [*stamp, digest]
         out.append(digest)
         changed = True

@@ -102,8 +102,7 @@ OPTIMIZER_DEFAULTS = {"lr": 1.0e-4, "betas": [0.5, 0.999], "weight_decay": 0.01,
 SCHEDULES = ("constant", "cosine")
 #: where training starts: random weights, or the package's shipped weights ``<method>-<preset>``
 INIT_CHOICES = ("scratch", "shipped")
-#: keys of one ``per_method`` entry besides the codec's own training options
-PER_METHOD_KEYS = ("optimizer", "loss_weights")
+
 PRECISIONS = ("fp32", "bf16")
 #: default training data, in order; the entries whose folders exist are used
 DEFAULT_RECONSTRUCTION_DATA = ({"name": "bsds500", "split": "train"}, {"name": "bsds500", "split": "val"},
@@ -332,9 +331,9 @@ def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = 
 def train_cache() -> Path:
     """Where ``semsim train`` keeps its checkpoints by default: ``$SEMSIM_CACHE_DIR/train`` (default
     ``~/.cache/semsim/train``), outside the repository, so a later run on the machine continues."""
-    import os
+    from .files import cache_dir
 
-    return Path(os.environ.get("SEMSIM_CACHE_DIR") or Path.home() / ".cache" / "semsim").expanduser() / "train"
+    return cache_dir() / "train"
 
 
 def _expect(value: Any, types: type | tuple[type, ...], what: str) -> None:

@@ -53,6 +53,7 @@ import csv
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -398,6 +399,7 @@ class Trainer:
         self._val_batches: dict[Task, list[tuple[torch.Tensor, torch.Tensor | None]]] = {}
         self._signal = False
         self._steps_done = 0
+        self._data_hash: dict[str, list[str]] | None = None
 
     # --- data -----------------------------------------------------------------------------------
     def _pool(self, task: Task) -> ImagePool:
@@ -441,7 +443,18 @@ class Trainer:
                 "channel": spec_label(self.sc.channels[0]), "snr_db": list(st.snr_db),
                 "batch_size": self.sc.batch_size, "crop": st.crop, "data": st.data,
                 "world_size": self.dist.world, "symbols": st.symbols, **st.method_settings(spec["name"]),
-                "init": {"from": st.init, "sha256": sha256(init) if init else ""}}
+                "init": {"from": st.init, "sha256": sha256(init) if init else ""},
+                "data_sha256": self._data_sha256()}
+
+    def _data_sha256(self) -> dict[str, list[str]]:
+        """Content hashes of the training data per task (:func:`semsim.data.content_hash`): a
+        checkpoint is not resumed on data that changed since (the run says so and asks for --fresh)."""
+        if self._data_hash is None:
+            from .data import content_hash
+
+            self._data_hash = {task: [content_hash(registry.build("dataset", spec)) for spec in specs]
+                               for task, specs in self.st.data.items()}
+        return self._data_hash
 
     def _init_file(self, m: int) -> Path | None:
         """The weights method ``m`` starts from (``init``), or None to start from random weights."""
@@ -558,6 +571,10 @@ class Trainer:
                                   f"({_diff(meta.get('settings'), settings)}); rerun with --fresh to start over")
             opt_meta = load_optimizer(optimizer, optp)
             start, wall0 = int(meta["step"]), float(meta.get("wall_seconds", 0.0))
+            if meta.get("git_commit", _commit()) != _commit() and self.dist.main:
+                print(f"semsim train: {name}: resuming step {start} of a checkpoint written by commit "
+                      f"{meta.get('git_commit') or 'unknown'}; the code is now {_commit() or 'unknown'}",
+                      file=sys.stderr)
             if opt_meta.get("step") != start:
                 raise ConfigError(f"{ckpt} (step {start}) and {optp} (step {opt_meta.get('step')}) do not match: "
                                   f"the previous run was killed while writing them; rerun with --fresh")
@@ -596,7 +613,7 @@ class Trainer:
 
         def checkpoint(k: int) -> None:
             if self.dist.main:
-                meta = {"kind": "checkpoint", "step": k, "steps": self.steps, "wall_seconds": wall(),
+                meta = {"kind": "checkpoint", "step": k, "steps": self.steps, "wall_seconds": wall(), "git_commit": _commit(),
                         "settings": settings, "train_channel": spec_label(self.sc.channels[0])}
                 tmp_w, tmp_o = folder / f".{CHECKPOINT}.new", folder / f".{OPTIMIZER}.new"
                 save_weights(codec, tmp_w, meta, dtype=torch.float32)

@@ -30,7 +30,6 @@ Example::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -40,20 +39,11 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
-from .files import atomic_file
+from .files import atomic_file, sha256
 
 META_KEY = "semsim"
 #: how many differing keys an error message names before "… and N more"
 SHOWN = 4
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> Path:

@@ -154,3 +154,24 @@ def test_continue_shipped_weights_accumulates_and_ship_refuses_regressions(tmp_p
     forced = json.loads((shipped / "manifest.json").read_text())["weights"]["deepjscc-paper"]["validation"]
     assert forced["forced"] and forced["score"]["reconstruction"] < forced["replaced_score"]["reconstruction"]
     assert not math.isnan(forced["score"]["reconstruction"])
+
+
+def test_resume_refuses_changed_training_data(tmp_path, monkeypatch):
+    """A checkpoint is not resumed on training images that changed since; the message asks for --fresh."""
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("SEMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    sc = dict(SCENARIO, steps=4, data={"reconstruction": {"name": "folder", "path": str(photos)},
+                                       "segmentation": SCENARIO["data"]["segmentation"]},
+              validation=dict(SCENARIO["validation"], every=4))
+    train(sc, output=tmp_path / "out", progress=False, stop_at_step=2)
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(photos / "1.png")
+    with pytest.raises(ConfigError, match="data_sha256.*--fresh"):
+        train(sc, output=tmp_path / "out", progress=False)
+    assert train(sc, output=tmp_path / "out", progress=False, fresh=True)

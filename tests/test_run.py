@@ -432,6 +432,6 @@ def test_data_hash_names_content_not_place_and_is_cached(tmp_path, hash_cache, m
     def no_reading(path):
         raise AssertionError(f"{path} was read again")
 
-    monkeypatch.setattr(semsim.files, "_sha256", no_reading)
+    monkeypatch.setattr(semsim.files, "sha256", no_reading)
     assert content_hash(build_dataset({"name": "folder", "path": str(photos)})) == first  # from the cache
     assert (hash_cache / "file_sha256.json").is_file()
