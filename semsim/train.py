@@ -483,7 +483,7 @@ class Trainer:
         self.t0 = time.perf_counter()
         result: dict[str, Path] = {}
         try:
-            with self._signals():
+            with self._signals(), self._lock():
                 if self.fresh and self.dist.main:
                     for name in self.st.names:
                         for f in (CHECKPOINT, OPTIMIZER, CURVE, VALIDATION, PLOT, f"{name}.safetensors"):
@@ -504,6 +504,25 @@ class Trainer:
         finally:
             self.dist.close()
         return result
+
+    @contextmanager
+    def _lock(self):
+        """One training run per output folder (rank 0 holds a kernel lock, released if it dies):
+        two processes resuming one checkpoint would interleave their steps and curves."""
+        if not self.dist.main:
+            yield
+            return
+        from .errors import OutputError
+        from .files import folder_lock
+
+        try:
+            with folder_lock(self.out, "train", {"scenario": self.sc.name, "command": "semsim train"},
+                             exclusive=True):
+                yield
+        except OutputError as e:
+            holder = str(e).split("(", 1)[-1].split("); --fresh")[0]
+            raise OutputError(f"another `semsim train` is training into '{self.out}' ({holder}); wait for it to "
+                              f"end or give another --output") from None
 
     @contextmanager
     def _signals(self):

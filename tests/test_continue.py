@@ -175,3 +175,15 @@ def test_resume_refuses_changed_training_data(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="data_sha256.*--fresh"):
         train(sc, output=tmp_path / "out", progress=False)
     assert train(sc, output=tmp_path / "out", progress=False, fresh=True)
+
+
+def test_one_training_run_per_output_folder(tmp_path):
+    """A second `semsim train` into a folder that another process is training into is refused."""
+    from semsim.errors import OutputError
+    from semsim.files import folder_lock
+
+    with folder_lock(tmp_path / "out", "train", {"scenario": "other"}, exclusive=True):
+        with pytest.raises(OutputError, match="another `semsim train` is training into"):
+            train(dict(SCENARIO, steps=2), output=tmp_path / "out", progress=False)
+    assert train(dict(SCENARIO, steps=2, validation=dict(SCENARIO["validation"], every=2)),
+                 output=tmp_path / "out", progress=False)
