@@ -7,6 +7,7 @@ directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to st
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
 from collections.abc import Sequence
@@ -170,10 +171,25 @@ def cmd_plot(args) -> int:
     from .api import plot
     from .errors import ConfigError
 
-    if not Path(args.csv).is_file():
-        raise ConfigError(f"results file {args.csv!r} not found")
-    for path in plot(args.csv, out_dir=args.out, x=args.x, anchors=args.anchors):
-        print(path)
+    from .files import check_output_folder
+
+    path = Path(args.csv)
+    if not path.is_file():
+        raise ConfigError(f"results file {args.csv!r} {'is a folder' if path.is_dir() else 'not found'}")
+    try:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"cannot read results file {args.csv!r}: {e}") from None
+    if not {"scenario", "snr_db", "point"} <= set(header):
+        raise ConfigError(f"{args.csv!r} is not a semsim results CSV (its header lacks the columns scenario, "
+                          f"snr_db and point); give the results.csv that `semsim run` wrote")
+    check_output_folder(args.out if args.out is not None else path.parent / "plots")
+    paths = plot(args.csv, out_dir=args.out, x=args.x, anchors=args.anchors)
+    for p in paths:
+        print(p)
+    if not paths:
+        print(f"{args.csv}: no rows, nothing to plot")
     return 0
 
 

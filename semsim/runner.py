@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from . import registry
 from .codec import Task, cbr
 from .config import seed_everything, set_device
-from .files import atomic_file
+from .files import atomic_file, check_output_folder
 from .errors import ConfigError
 from .metrics import ConfusionMatrix, ms_ssim, psnr
 from .scenario import Point, Scenario, load_scenario, spec_label
@@ -178,7 +178,20 @@ class Runner:
         _atomic_write(self.csv_path, "".join(chunks))
 
     def run(self, only: Iterable[str] | None = None) -> Path:
-        """Run every unfinished point (or only the point ids in ``only``); return the CSV path."""
+        """Run every unfinished point (or only the point ids in ``only``); return the CSV path.
+
+        The output folder is checked first; a run that fails before its first point finishes
+        removes the folder it created, so it leaves no files."""
+        check_output_folder(self.out)
+        created = not self.out.exists()
+        try:
+            return self._run(only)
+        except BaseException:
+            if created and not any((self.out / POINTS_DIR).glob("*.csv")):
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
+
+    def _run(self, only: Iterable[str] | None = None) -> Path:
         points = self.sc.points()
         if only is not None:
             wanted = set(only)
