@@ -519,8 +519,8 @@ class ProceduralDataset(ImageDataset):
     alone does not give the label. Sample ``i`` is a function of ``(seed, i)`` only.
 
     :param num: number of scenes, at most :data:`MAX_PROCEDURAL_SCENES`.
-    :param height: image height in pixels (>= 32; ``height x width`` at most :func:`max_image_pixels`).
-    :param width: image width in pixels (>= 32).
+    :param height: image height in pixels, 32 to 65536 (``height x width`` at most :func:`max_image_pixels`).
+    :param width: image width in pixels, 32 to 65536.
     :param seed: generator seed.
     """
 
@@ -530,8 +530,8 @@ class ProceduralDataset(ImageDataset):
     def __init__(self, num: int = 8, height: int = 256, width: int = 256, seed: int = 0, *,
                  limit: int | None = None, crop: int | None = None, ids: list[str] | None = None):
         if (any(isinstance(v, bool) or not isinstance(v, int) for v in (num, height, width, seed))
-                or not 1 <= num <= MAX_PROCEDURAL_SCENES or min(height, width) < 32):
-            raise ConfigError(f"procedural: need integers num in [1, {MAX_PROCEDURAL_SCENES}], height, width >= 32 "
+                or not 1 <= num <= MAX_PROCEDURAL_SCENES or not 32 <= min(height, width) <= max(height, width) <= 2**16):
+            raise ConfigError(f"procedural: need integers num in [1, {MAX_PROCEDURAL_SCENES}], height and width in [32, 65536] "
                               f"and seed, got num={num!r}, height={height!r}, width={width!r}, seed={seed!r}")
         if not 0 <= seed < 2**63:
             raise ConfigError(f"procedural: seed must be an integer in [0, 2**63), got {seed}")

@@ -2,6 +2,7 @@
 output path can be written, made before any work starts."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -65,19 +66,28 @@ def check_output_file(path: str | os.PathLike) -> Path:
 
 
 def _probe(folder: Path, what: str) -> None:
-    """Create and remove a file in the nearest existing folder at or above ``folder``."""
+    """Create the missing folders down to ``folder`` and a file in it, then remove all of them."""
     try:
-        existing = folder.absolute()
+        missing, existing = [], folder.absolute()
         while not existing.exists():
+            missing.append(existing)
             existing = existing.parent
         is_dir = existing.is_dir()
     except (OSError, ValueError) as e:
         raise ConfigError(f"{what} '{folder}' is not a usable path: {getattr(e, 'strerror', None) or e}") from None
     if not is_dir:
         raise ConfigError(f"{what} '{folder}' cannot be created: '{existing}' is a file")
+    created: list[Path] = []
     try:
-        fd, name = tempfile.mkstemp(dir=existing, prefix=".semsim-probe-")
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        fd, name = tempfile.mkstemp(dir=folder.absolute(), prefix=".semsim-probe-")
         os.close(fd)
         os.unlink(name)
     except (OSError, ValueError) as e:
         raise ConfigError(f"{what} '{folder}' is not writable: {getattr(e, 'strerror', None) or e}") from None
+    finally:
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()

@@ -352,6 +352,8 @@ def read_yaml(path: Path, what: str = "scenario") -> Any:
         raise ConfigError(f"cannot read {label}: {e.strerror or e}") from None
     if len(data) > MAX_SCENARIO_BYTES:
         raise ConfigError(f"{label} is larger than {MAX_SCENARIO_BYTES // 1024} KiB; a {what} file is small")
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise ConfigError(f"{label} is UTF-32 text; save it as UTF-8")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ConfigError(f"{label} is UTF-16 text; save it as UTF-8")
     try:
