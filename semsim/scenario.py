@@ -59,7 +59,10 @@ constructors take them.
 
 Every problem raises :class:`~semsim.errors.ConfigError` (or :class:`~semsim.errors.DataError` for a
 missing data folder) with a message naming the valid choices; nothing is written before a scenario
-has validated.
+has validated. Scenario files are bounded, unambiguous data (:func:`read_yaml`): UTF-8, at most
+:data:`MAX_SCENARIO_BYTES`, at most :data:`MAX_VALUES` values once aliases are expanded, no
+duplicate or non-string keys, only plain values; every number is finite and in range, and a
+repeated SNR, method, MCS, channel, budget or dataset is refused.
 """
 from __future__ import annotations
 
