@@ -104,6 +104,11 @@ def build(kind: str, spec: str | Mapping[str, Any], **extra: Any) -> Any:
         return cls(**preset, **kwargs, **extra)
     except SemsimError:
         raise
+    except (MemoryError, RuntimeError) as e:  # an option so large that building runs out of memory
+        if not isinstance(e, MemoryError) and "alloc" not in str(e).lower():
+            raise
+        raise ConfigError(f"{kind} {name!r}: not enough memory to build it with options {dict(kwargs)!r}; "
+                          f"an option is too large") from None
     except (TypeError, ValueError, OverflowError) as e:  # wrong value types or values reach here
         raise ConfigError(f"{kind} {name!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 

@@ -271,7 +271,10 @@ def _channel_spec(channel: str | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(channel, str) and channel.lstrip().startswith("{"):
         from .scenario import parse_yaml
 
-        channel = parse_yaml(channel, f"the channel spec {channel[:80]!r}")
+        try:
+            channel = parse_yaml(channel, "it")
+        except ConfigError as e:
+            raise ConfigError(f"cannot parse the channel spec {channel[:80]!r}: {e}") from None
     name, kwargs = registry.split_spec(channel)
     return {"name": name, **kwargs}
 
@@ -376,6 +379,8 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)):
         raise ConfigError(f"snr_db must be a number (dB), got {snr_db!r}")
     check_snr_db(snr_db)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     method = method or DEFAULT_METHOD
     registry.lookup("codec", method)
     budget = _budget(budget)
