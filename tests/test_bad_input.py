@@ -152,6 +152,14 @@ def test_transmit_budget_1e400(tmp_path, capsys):
     _error(capsys, "channel_uses")
 
 
+def test_transmit_seed_range(tmp_path, capsys):
+    image = _photo(tmp_path / "p.png")
+    for seed in ("-1", str(10**30)):
+        assert main(["transmit", str(image), "--method", "jpeg+capacity", "--seed", seed,
+                     "--out", str(tmp_path / "o.png")]) == 2
+        _error(capsys, "seed", "2**63")
+
+
 def test_transmit_1x1_image_deepjscc(tmp_path, capsys):
     image = _photo(tmp_path / "one.png", 1, 1)
     assert main(["transmit", str(image), "--method", "deepjscc", "--out", str(tmp_path / "o.png")]) == 2
