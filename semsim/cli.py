@@ -170,7 +170,6 @@ def cmd_plot(args) -> int:
 
     from .api import plot
     from .errors import ConfigError
-
     from .files import check_output_folder
 
     path = Path(args.csv)

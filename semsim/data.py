@@ -113,6 +113,13 @@ def expand_path(path: str | os.PathLike) -> Path:
     return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(path))))
 
 
+def _read_error(path: Path, e: Exception) -> DataError:
+    if isinstance(e, Image.DecompressionBombError):
+        return DataError(f"image '{path}' has more pixels than Pillow opens (a decompression bomb), far above the "
+                         f"limit of {max_image_pixels() / 1e6:.1f} megapixels")
+    return DataError(f"cannot read image '{path}': {e}")
+
+
 def _read(path: Path, convert) -> Any:
     """Open ``path`` with Pillow, refuse it above :func:`max_image_pixels`, decode it, turn it
     upright by its EXIF orientation, then ``convert(image)``; errors name the file."""
@@ -123,11 +130,8 @@ def _read(path: Path, convert) -> Any:
             return convert(ImageOps.exif_transpose(im))
     except DataError:
         raise
-    except Image.DecompressionBombError:
-        raise DataError(f"image '{path}' has more pixels than Pillow opens (a decompression bomb), far above the "
-                        f"limit of {max_image_pixels() / 1e6:.1f} megapixels") from None
     except _PIL_ERRORS as e:
-        raise DataError(f"cannot read image '{path}': {e}") from None
+        raise _read_error(path, e) from None
 
 
 def _rgb(im: Image.Image) -> np.ndarray:
@@ -153,11 +157,8 @@ def _header_size(path: Path) -> tuple[int, int]:
                 im.verify()  # must come straight after open
     except DataError:
         raise
-    except Image.DecompressionBombError:
-        raise DataError(f"image '{path}' has more pixels than Pillow opens (a decompression bomb), far above the "
-                        f"limit of {max_image_pixels() / 1e6:.1f} megapixels") from None
     except _PIL_ERRORS as e:
-        raise DataError(f"cannot read image '{path}': {e}") from None
+        raise _read_error(path, e) from None
     return size
 
 
