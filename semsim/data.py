@@ -531,8 +531,10 @@ class ProceduralDataset(ImageDataset):
     def __init__(self, num: int = 8, height: int = 256, width: int = 256, seed: int = 0, *,
                  limit: int | None = None, crop: int | None = None, ids: list[str] | None = None):
         if (any(isinstance(v, bool) or not isinstance(v, int) for v in (num, height, width, seed))
-                or not 1 <= num <= MAX_PROCEDURAL_SCENES or not 32 <= min(height, width) <= max(height, width) <= 2**16):
-            raise ConfigError(f"procedural: need integers num in [1, {MAX_PROCEDURAL_SCENES}], height and width in [32, 65536] "
+                or not 1 <= num <= MAX_PROCEDURAL_SCENES
+                or not 32 <= min(height, width) <= max(height, width) <= 2**16):
+            raise ConfigError(f"procedural: need integers num in [1, {MAX_PROCEDURAL_SCENES}], height and width in "
+                              f"[32, 65536] "
                               f"and seed, got num={num!r}, height={height!r}, width={width!r}, seed={seed!r}")
         if not 0 <= seed < 2**63:
             raise ConfigError(f"procedural: seed must be an integer in [0, 2**63), got {seed}")

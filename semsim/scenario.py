@@ -303,7 +303,8 @@ def _check_expansion(root: yaml.Node) -> None:
     while stack:
         node, depth = stack[-1]
         if depth > MAX_DEPTH:
-            raise ConfigError(f"lists and mappings nest deeper than {MAX_DEPTH} levels (line {node.start_mark.line + 1})")
+            raise ConfigError(f"lists and mappings nest deeper than {MAX_DEPTH} levels "
+                              f"(line {node.start_mark.line + 1})")
         children = (node.value if isinstance(node, yaml.SequenceNode) else
                     [n for kv in node.value for n in kv] if isinstance(node, yaml.MappingNode) else [])
         if id(node) not in open_:

@@ -398,7 +398,8 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     need, cap = codec.min_channel_uses(h, w), budget.channel_uses(h, w)
     if cap < 1 or need > cap:
         raise ConfigError(f"budget {budget.label} allows {cap} channel uses for this {w}x{h} image, "
-                          f"below what method {method!r} needs ({max(need, 1)}); raise the budget or send a larger image")
+                          f"below what method {method!r} needs ({max(need, 1)}); "
+                          f"raise the budget or send a larger image")
     seed_everything(seed)  # the channel noise does not depend on how the codec was built
     t0 = time.perf_counter()
     try:

@@ -243,7 +243,8 @@ def test_transmit_output_paths_refused_before_the_transmission(tmp_path, capsys,
         pytest.skip("root writes into read-only folders")
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("semsim.transmit"), "_image", lambda *a: pytest.fail("the image was read before the check"))
+    monkeypatch.setattr(importlib.import_module("semsim.transmit"), "_image",
+                        lambda *a: pytest.fail("the image was read before the check"))
     image = _photo(tmp_path / "p.png")
     (tmp_path / "afile").write_text("x")
     (tmp_path / "dir.png").mkdir()

@@ -133,8 +133,8 @@ def valid_variants(rng: random.Random) -> list[tuple[str, bytes]]:
     """Scenarios that mean exactly BASE: reordered keys, other spellings of the SNRs, the budget,
     specs and of YAML itself."""
     out = []
-    snrs = [[0, 10], [0.0, 10.0], [0, 1.0e1], {"start": 0, "stop": 10, "step": 10}, {"stop": 10, "start": 0.0, "step": 10.0},
-            {"start": 0, "stop": 10, "step": 9.9999999}]
+    snrs = [[0, 10], [0.0, 10.0], [0, 1.0e1], {"start": 0, "stop": 10, "step": 10},
+            {"stop": 10, "start": 0.0, "step": 10.0}, {"start": 0, "stop": 10, "step": 9.9999999}]
     cbrs = ["1/16", 0.0625, "2/32", "1 / 16", 6.25e-2]
     for i in range(20):
         doc = _copy(BASE)
