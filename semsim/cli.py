@@ -147,8 +147,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .files import check_output_folder
     from .train import Trainer
 
+    if args.output is not None:
+        check_output_folder(args.output)
     trainer = Trainer(args.scenario, output=args.output, device=args.device, fresh=args.fresh,
                       max_minutes=args.max_minutes, steps=args.steps, progress=not args.quiet)
     try:
@@ -201,8 +204,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .files import check_output_file
     from .report import report
 
+    check_output_file(args.out)
     print(f"wrote {report(args.results, args.out, args.anchors)}")
     return 0
 
@@ -240,8 +245,11 @@ def cmd_transmit(args) -> int:
 
 
 def cmd_grid(args) -> int:
+    from .files import check_output_file
     from .visual import grid
 
+    if args.out is not None:
+        check_output_file(args.out)
     g = grid(args.scenario, snr_db=args.snr, images=args.images, out=args.out, device=args.device,
              channel=args.channel)
     for t in g.tiles:

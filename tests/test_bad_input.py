@@ -261,6 +261,19 @@ def test_transmit_output_paths_refused_before_the_transmission(tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "dir.png", "locked", "p.png"]
 
 
+def test_other_commands_check_their_output_first(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "r.csv").write_text("scenario,snr_db,point\n")
+    path = _scenario(tmp_path)
+    for argv in (["grid", str(path), "--out", str(tmp_path / "afile" / "g.png")],
+                 ["report", "--results", str(tmp_path), "--out", str(tmp_path)],
+                 ["train", str(path), "--output", str(tmp_path / "afile")],
+                 ["plot", str(tmp_path / "r.csv"), "--out", str(tmp_path / "afile")]):
+        assert main(argv) == 2, argv
+        _error(capsys, "output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "r.csv", "sc.yaml"]
+
+
 # --- 3. a run failing before its first point leaves no files -------------------------------------
 
 def test_crop_larger_than_an_image_leaves_no_files(tmp_path, capsys):
