@@ -250,7 +250,7 @@ class SeparationCodec(Codec):
     :param mcs: the MCS values swept: ``"all"`` (:data:`~semsim.digital.MCS_TABLE`), one name,
         or a list of names.
     :param codeword_length: LDPC codeword length ``n`` (default 1944).
-    :param num_bp_iter: LDPC belief-propagation iterations (default 20).
+    :param num_bp_iter: LDPC belief-propagation iterations, 1 to 1000 (default 20).
     """
 
     axes: ClassVar[tuple[str, ...]] = ("mcs",)
@@ -273,8 +273,8 @@ class SeparationCodec(Codec):
             raise ConfigError(f"mcs must be 'all', an MCS name or a list of names, got {mcs!r}")
         for m in mcs_list:
             check_link(m, codeword_length)
-        if isinstance(num_bp_iter, bool) or not isinstance(num_bp_iter, int) or num_bp_iter < 1:
-            raise ConfigError(f"num_bp_iter must be a positive integer, got {num_bp_iter!r}")
+        if isinstance(num_bp_iter, bool) or not isinstance(num_bp_iter, int) or not 1 <= num_bp_iter <= 1000:
+            raise ConfigError(f"num_bp_iter must be an integer in [1, 1000], got {num_bp_iter!r}")
         self.mcs_list = mcs_list
         self.codeword_length = codeword_length
         self.num_bp_iter = num_bp_iter

@@ -44,6 +44,29 @@ from .errors import ConfigError, choices
 from .registry import build, register
 
 SNR_RANGE_DB = (-30.0, 60.0)
+#: valid range of the Rician K factor, dB
+K_DB_RANGE = (-50.0, 50.0)
+#: valid ranges of the TDL channel's physical options (SI units, both ends included)
+TDL_RANGES = {"delay_spread": (0.0, 1e-5), "carrier_frequency": (1e6, 1e11), "speed": (0.0, 1000.0),
+              "subcarrier_spacing": (1e3, 1e7)}
+#: valid ranges of the TDL channel's resource-grid sizes
+TDL_INT_RANGES = {"fft_size": (1, 4096), "num_ofdm_symbols": (1, 140)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_number(value: Any, what: str, lo: float, hi: float) -> float:
+    """``value`` as a float if it is a finite number in ``[lo, hi]``; :class:`ConfigError` otherwise."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    try:
+        ok = ok and math.isfinite(float(value)) and lo <= float(value) <= hi
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{what} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -179,7 +202,7 @@ class _FlatFading(Channel):
 
     def __init__(self, block_length: int | None = None, csi: bool = True, equalize: bool = True):
         super().__init__()
-        if block_length is not None and (not isinstance(block_length, int) or block_length < 1):
+        if block_length is not None and (not _is_int(block_length) or block_length < 1):
             raise ConfigError(f"{self.name}: block_length must be a positive integer or null, got {block_length!r}")
         if not isinstance(csi, bool) or not isinstance(equalize, bool):
             raise ConfigError(f"{self.name}: csi and equalize must be true or false")
@@ -238,7 +261,8 @@ class RicianChannel(_FlatFading):
     ``h = sqrt(K/(K+1)) e^{j phi} + sqrt(1/(K+1)) g`` with ``g ~ CN(0,1)`` from
     ``GenerateFlatFadingChannel`` and a line-of-sight phase ``phi`` uniform per block.
 
-    :param k_db: Rician K factor in dB (ratio of line-of-sight to scattered power). Default 6 dB.
+    :param k_db: Rician K factor in dB (ratio of line-of-sight to scattered power), in
+        :data:`K_DB_RANGE` (-50 to 50 dB). Default 6 dB.
     """
 
     name = "rician"
@@ -246,9 +270,7 @@ class RicianChannel(_FlatFading):
     def __init__(self, k_db: float = 6.0, block_length: int | None = None, csi: bool = True,
                  equalize: bool = True):
         super().__init__(block_length=block_length, csi=csi, equalize=equalize)
-        if not isinstance(k_db, (int, float)):
-            raise ConfigError(f"rician: k_db must be a number (dB), got {k_db!r}")
-        self.k_db = float(k_db)
+        self.k_db = check_number(k_db, "rician: k_db (dB)", *K_DB_RANGE)
 
     def _draw(self, num):
         from sionna.phy import config as sionna_config
@@ -282,12 +304,12 @@ class TDLOFDMChannel(Channel):
     :attr:`ChannelInfo.overhead`; the budget counts data symbols only.
 
     :param model: TDL profile ``"A"`` … ``"E"``.
-    :param delay_spread: RMS delay spread in seconds (default 100 ns).
-    :param carrier_frequency: Hz (default 3.5 GHz).
-    :param speed: UT speed in m/s (default 3).
-    :param fft_size: subcarriers per OFDM symbol (default 128).
-    :param subcarrier_spacing: Hz (default 30 kHz).
-    :param num_ofdm_symbols: OFDM symbols per slot (default 14).
+    :param delay_spread: RMS delay spread in seconds, 0 to 10 µs (default 100 ns).
+    :param carrier_frequency: Hz, 1 MHz to 100 GHz (default 3.5 GHz).
+    :param speed: UT speed in m/s, 0 to 1000 (default 3).
+    :param fft_size: subcarriers per OFDM symbol, 1 to 4096 (default 128).
+    :param subcarrier_spacing: Hz, 1 kHz to 10 MHz (default 30 kHz).
+    :param num_ofdm_symbols: OFDM symbols per slot, 1 to 140 (default 14).
     :param cyclic_prefix_length: samples per OFDM symbol (default 9, about 7 % as in 5G NR).
     :param pilot_ofdm_symbol_indices: OFDM symbols carrying pilots (default ``[2, 11]``).
     :param csi: ``"perfect"`` or ``"ls"`` (least-squares on the pilots, nearest-neighbour
@@ -312,17 +334,20 @@ class TDLOFDMChannel(Channel):
         if equalizer not in OFDM_EQUALIZERS:
             raise ConfigError(f"tdl: unknown equalizer {equalizer!r}; valid choices: {choices(OFDM_EQUALIZERS)}")
         for key, val in (("fft_size", fft_size), ("num_ofdm_symbols", num_ofdm_symbols)):
-            if not isinstance(val, int) or val < 1:
-                raise ConfigError(f"tdl: {key} must be a positive integer, got {val!r}")
-        if not isinstance(cyclic_prefix_length, int) or not 0 <= cyclic_prefix_length < fft_size:
+            lo, hi = TDL_INT_RANGES[key]
+            if not _is_int(val) or not lo <= val <= hi:
+                raise ConfigError(f"tdl: {key} must be a positive integer in [{lo}, {hi}], got {val!r}")
+        if not _is_int(cyclic_prefix_length) or not 0 <= cyclic_prefix_length < fft_size:
             raise ConfigError(f"tdl: cyclic_prefix_length must be an integer in [0, fft_size), got {cyclic_prefix_length!r}")
-        pilots = list(pilot_ofdm_symbol_indices)
-        if not pilots or any(not isinstance(p, int) or not 0 <= p < num_ofdm_symbols for p in pilots):
+        pilots = list(pilot_ofdm_symbol_indices) if isinstance(pilot_ofdm_symbol_indices, (list, tuple)) else []
+        if (not pilots or len(set(pilots)) < len(pilots)
+                or any(not _is_int(p) or not 0 <= p < num_ofdm_symbols for p in pilots)):
             raise ConfigError(f"tdl: pilot_ofdm_symbol_indices must be indices in [0, {num_ofdm_symbols}), got {pilots!r}")
         for key, val in (("delay_spread", delay_spread), ("carrier_frequency", carrier_frequency),
                          ("speed", speed), ("subcarrier_spacing", subcarrier_spacing)):
-            if not isinstance(val, (int, float)) or val < 0:
-                raise ConfigError(f"tdl: {key} must be a non-negative number, got {val!r}")
+            check_number(val, f"tdl: {key}", *TDL_RANGES[key])
+        if len(pilots) >= num_ofdm_symbols:
+            raise ConfigError(f"tdl: pilot_ofdm_symbol_indices {pilots} leave no OFDM symbol for data")
         self.name = f"tdl-{model.lower()}"
         self.model, self.csi, self.equalizer = model, csi, equalizer
         self.params = dict(delay_spread=float(delay_spread), carrier_frequency=float(carrier_frequency),

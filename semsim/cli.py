@@ -7,6 +7,7 @@ directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to st
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
 from collections.abc import Sequence
@@ -149,8 +150,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .files import check_output_folder
     from .train import Trainer
 
+    if args.output is not None:
+        check_output_folder(args.output)
     trainer = Trainer(args.scenario, output=args.output, device=args.device, fresh=args.fresh,
                       max_minutes=args.max_minutes, steps=args.steps, progress=not args.quiet)
     try:
@@ -172,11 +176,25 @@ def cmd_plot(args) -> int:
 
     from .api import plot
     from .errors import ConfigError
+    from .files import check_output_folder
 
-    if not Path(args.csv).is_file():
-        raise ConfigError(f"results file {args.csv!r} not found")
-    for path in plot(args.csv, out_dir=args.out, x=args.x, anchors=args.anchors):
-        print(path)
+    path = Path(args.csv)
+    if not path.is_file():
+        raise ConfigError(f"results file {args.csv!r} {'is a folder' if path.is_dir() else 'not found'}")
+    try:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"cannot read results file {args.csv!r}: {e}") from None
+    if not {"scenario", "snr_db", "point"} <= set(header):
+        raise ConfigError(f"{args.csv!r} is not a semsim results CSV (its header lacks the columns scenario, "
+                          f"snr_db and point); give the results.csv that `semsim run` wrote")
+    check_output_folder(args.out if args.out is not None else path.parent / "plots")
+    paths = plot(args.csv, out_dir=args.out, x=args.x, anchors=args.anchors)
+    for p in paths:
+        print(p)
+    if not paths:
+        print(f"{args.csv}: no rows, nothing to plot")
     return 0
 
 
@@ -189,8 +207,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .files import check_output_file
     from .report import report
 
+    check_output_file(args.out)
     print(f"wrote {report(args.results, args.out, args.anchors)}")
     return 0
 
@@ -232,8 +252,11 @@ def cmd_transmit(args) -> int:
 
 
 def cmd_grid(args) -> int:
+    from .files import check_output_file
     from .visual import grid
 
+    if args.out is not None:
+        check_output_file(args.out)
     g = grid(args.scenario, snr_db=args.snr, images=args.images, out=args.out, device=args.device,
              channel=args.channel)
     for t in g.tiles:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, DataError, choices
 from .registry import build, register
@@ -50,7 +50,48 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 # Photos scikit-image ships inside its package (not fetched with pooch); colour ones first.
 BUILTIN_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
                   "camera.png")
-_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+#: images above this many pixels are refused before they are decoded (8.4 megapixels: 4K UHD
+#: fits; a learned codec needs about 1 GB of memory per megapixel); the environment variable
+#: ``SEMSIM_MAX_IMAGE_PIXELS`` raises or lowers it
+MAX_IMAGE_PIXELS = 2**23
+#: scenes a procedural dataset may generate
+MAX_PROCEDURAL_SCENES = 100_000
+#: the EXIF tag of the orientation; values 5 to 8 swap width and height
+_EXIF_ORIENTATION = 0x0112
+
+
+def max_image_pixels() -> int:
+    """The largest image (in pixels) semsim reads: ``$SEMSIM_MAX_IMAGE_PIXELS`` or :data:`MAX_IMAGE_PIXELS`."""
+    value = os.environ.get("SEMSIM_MAX_IMAGE_PIXELS")
+    if value is None:
+        return MAX_IMAGE_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(f"SEMSIM_MAX_IMAGE_PIXELS must be a positive integer, got {value!r}")
+    return limit
+
+
+def check_image_size(width: int, height: int, what: str) -> None:
+    """Refuse an image above :func:`max_image_pixels` with one line naming it and the limit."""
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise DataError(f"{what} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), above the "
+                        f"limit of {limit / 1e6:.1f} megapixels; resize or crop it, or raise "
+                        f"SEMSIM_MAX_IMAGE_PIXELS")
+
+
+def _oriented_size(im: Image.Image) -> tuple[int, int]:
+    """``(W, H)`` as displayed: EXIF orientations 5 to 8 (a quarter turn) swap the header's."""
+    w, h = im.size
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 (a malformed EXIF block is ignored, as Pillow's exif_transpose does)
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 @dataclass
@@ -74,16 +115,25 @@ def expand_path(path: str | os.PathLike) -> Path:
     return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(path))))
 
 
+def _read_error(path: Path, e: Exception) -> DataError:
+    if isinstance(e, Image.DecompressionBombError):
+        return DataError(f"image '{path}' has more pixels than Pillow opens (a decompression bomb), far above the "
+                         f"limit of {max_image_pixels() / 1e6:.1f} megapixels")
+    return DataError(f"cannot read image '{path}': {e}")
+
+
 def _read(path: Path, convert) -> Any:
-    """Open and fully decode ``path`` with Pillow, then ``convert(image)``; errors name the file."""
+    """Open ``path`` with Pillow, refuse it above :func:`max_image_pixels`, decode it, turn it
+    upright by its EXIF orientation, then ``convert(image)``; errors name the file."""
     try:
         with Image.open(path) as im:
+            check_image_size(*im.size, f"image '{path}'")
             im.load()
-            return convert(im)
+            return convert(ImageOps.exif_transpose(im))
     except DataError:
         raise
     except _PIL_ERRORS as e:
-        raise DataError(f"cannot read image '{path}': {e}") from None
+        raise _read_error(path, e) from None
 
 
 def _rgb(im: Image.Image) -> np.ndarray:
@@ -95,6 +145,23 @@ def _rgb(im: Image.Image) -> np.ndarray:
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, im.convert("RGBA"))
     return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """``(W, H)`` of an image file as displayed, from its header; a PNG's chunks are also checked
+    (CRCs, truncation) without decompressing. :class:`DataError` naming the file otherwise."""
+    try:
+        with Image.open(path) as im:
+            size, png = _oriented_size(im), im.format == "PNG"
+        check_image_size(*size, f"image '{path}'")
+        if png:
+            with Image.open(path) as im:
+                im.verify()  # must come straight after open
+    except DataError:
+        raise
+    except _PIL_ERRORS as e:
+        raise _read_error(path, e) from None
+    return size
 
 
 def load_image(path: str | os.PathLike) -> torch.Tensor:
@@ -207,22 +274,37 @@ class ImageDataset(Sequence):
         return [i for i, _ in self.entries]
 
     def sizes(self) -> list[tuple[int, int]]:
-        """``(H, W)`` of every sample (after ``crop``), from file headers: no pixels are decoded."""
+        """``(H, W)`` of every sample (after ``crop``), from file headers: no pixels are decoded.
+
+        Checks every header on the way (a file that does not open, a PNG whose chunks are
+        truncated or corrupt, an image above :func:`max_image_pixels`, a label map of another
+        size, a crop larger than the image), so a run can refuse bad data before it writes anything.
+        """
+        sizes = [self._size(entry) for _, entry in self.entries]
         if self.crop:
+            for (sample_id, _), (h, w) in zip(self.entries, sizes):
+                if self.crop > h or self.crop > w:
+                    raise ConfigError(f"{self.name}: crop={self.crop} is larger than image {sample_id!r} "
+                                      f"({w}x{h} pixels)")
             return [(self.crop, self.crop)] * len(self)
-        return [self._size(entry) for _, entry in self.entries]
+        return sizes
 
     def _size(self, entry: Any) -> tuple[int, int]:
-        try:
-            with Image.open(entry[0]) as im:
-                w, h = im.size
-        except _PIL_ERRORS as e:
-            raise DataError(f"cannot read image '{entry[0]}': {e}") from None
+        w, h = _header_size(entry[0])
+        if len(entry) > 1 and entry[1] is not None:
+            lw, lh = _header_size(entry[1])
+            if (lw, lh) != (w, h):
+                raise DataError(f"label '{entry[1]}' is {lw}x{lh} pixels but its image '{entry[0]}' is {w}x{h}")
         return h, w
 
     def _load(self, entry: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         image_path, label_path = entry
-        return load_image(image_path), (None if label_path is None else load_label(label_path))
+        image = load_image(image_path)
+        label = None if label_path is None else load_label(label_path)
+        if label is not None and label.shape != image.shape[-2:]:
+            raise DataError(f"label '{label_path}' is {label.shape[1]}x{label.shape[0]} pixels but its image "
+                            f"'{image_path}' is {image.shape[2]}x{image.shape[1]}")
+        return image, label
 
     def _centre_crop(self, sample_id, image, label):
         c, (h, w) = self.crop, image.shape[-2:]
@@ -439,9 +521,9 @@ class ProceduralDataset(ImageDataset):
     Per-class colours are jittered per scene and overlaid with smooth and fine noise, so colour
     alone does not give the label. Sample ``i`` is a function of ``(seed, i)`` only.
 
-    :param num: number of scenes.
-    :param height: image height in pixels.
-    :param width: image width in pixels.
+    :param num: number of scenes, at most :data:`MAX_PROCEDURAL_SCENES`.
+    :param height: image height in pixels, 32 to 65536 (``height x width`` at most :func:`max_image_pixels`).
+    :param width: image width in pixels, 32 to 65536.
     :param seed: generator seed.
     """
 
@@ -450,9 +532,15 @@ class ProceduralDataset(ImageDataset):
 
     def __init__(self, num: int = 8, height: int = 256, width: int = 256, seed: int = 0, *,
                  limit: int | None = None, crop: int | None = None, ids: list[str] | None = None):
-        if min(num, height, width) < 1 or min(height, width) < 32:
-            raise ConfigError(f"procedural: need num >= 1 and height, width >= 32, got "
-                              f"num={num}, height={height}, width={width}")
+        if (any(isinstance(v, bool) or not isinstance(v, int) for v in (num, height, width, seed))
+                or not 1 <= num <= MAX_PROCEDURAL_SCENES
+                or not 32 <= min(height, width) <= max(height, width) <= 2**16):
+            raise ConfigError(f"procedural: need integers num in [1, {MAX_PROCEDURAL_SCENES}], height and width in "
+                              f"[32, 65536] "
+                              f"and seed, got num={num!r}, height={height!r}, width={width!r}, seed={seed!r}")
+        if not 0 <= seed < 2**63:
+            raise ConfigError(f"procedural: seed must be an integer in [0, 2**63), got {seed}")
+        check_image_size(width, height, "procedural: each scene")
         self.height, self.width, self.seed = int(height), int(width), int(seed)
         entries = [(f"scene_{i:04d}", i) for i in range(int(num))]
         super().__init__(None, entries, limit=limit, crop=crop, ids=ids, num=num,

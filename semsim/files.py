@@ -1,12 +1,15 @@
-"""Files of a run: atomic writes, content hashes cached by file status, and the output-folder lock.
+"""Files of a run: atomic writes, checks that an output path can be written (made before any work
+starts), content hashes cached by file status, and the output-folder lock.
 
 - :func:`atomic_file`: readers see the old file or the new one, never a torn one.
+- :func:`check_output_folder` / :func:`check_output_file`: refuse an unwritable output first.
 - :func:`file_sha256`: sha256 of files' bytes, cached by path, size and times, so an unchanged
   file is read once per machine.
 - :func:`folder_lock`: a kernel lock (``flock``) on an output folder that says who may write into it.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -19,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
+from .errors import ConfigError, OutputError
 
 #: the cache of file hashes, in ``$SEMSIM_CACHE_DIR`` (default ``~/.cache/semsim``)
 HASH_CACHE = "file_sha256.json"
@@ -224,3 +227,58 @@ def folder_lock(folder: str | os.PathLike, identity: str, about: dict[str, Any] 
         yield FolderLock(folder, fd, alone, exclusive)
     finally:
         os.close(fd)  # releases the lock
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """``path`` if a folder can be written there (it exists as a folder, or can be created);
+    otherwise :class:`~semsim.errors.ConfigError` saying why. Nothing is left behind."""
+    path = Path(path)
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"output folder '{path}' is not a usable path: {getattr(e, 'strerror', None) or e}") from None
+    if is_file:
+        raise ConfigError(f"output folder '{path}' is a file")
+    _probe(path, "output folder")
+    return path
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` if a file can be written there (not a folder; its folder exists or can be
+    created); otherwise :class:`~semsim.errors.ConfigError` saying why. Nothing is left behind."""
+    path = Path(path)
+    try:
+        is_dir = path.is_dir()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"output '{path}' is not a usable path: {getattr(e, 'strerror', None) or e}") from None
+    if is_dir:
+        raise ConfigError(f"output '{path}' is a folder; give a file name inside it")
+    _probe(path.parent, "the folder of output")
+    return path
+
+
+def _probe(folder: Path, what: str) -> None:
+    """Create the missing folders down to ``folder`` and a file in it, then remove all of them."""
+    try:
+        missing, existing = [], folder.absolute()
+        while not existing.exists():
+            missing.append(existing)
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{what} '{folder}' is not a usable path: {getattr(e, 'strerror', None) or e}") from None
+    if not is_dir:
+        raise ConfigError(f"{what} '{folder}' cannot be created: '{existing}' is a file")
+    created: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        fd, name = tempfile.mkstemp(dir=folder.absolute(), prefix=".semsim-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{what} '{folder}' is not writable: {getattr(e, 'strerror', None) or e}") from None
+    finally:
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()

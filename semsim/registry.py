@@ -13,10 +13,11 @@ Example::
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import ConfigError, choices
+from .errors import ConfigError, SemsimError, choices
 
 KINDS = ("channel", "codec", "dataset")
 _REGISTRY: dict[str, dict[str, tuple[Callable[..., Any], dict[str, Any]]]] = {k: {} for k in KINDS}
@@ -118,7 +119,24 @@ def build(kind: str, spec: str | Mapping[str, Any], **extra: Any) -> Any:
     name, kwargs = split_spec(spec)
     cls, preset = lookup(kind, name)
     check_kwargs(kind, name, kwargs)
+    check_finite(kwargs, f"{kind} {name!r}")
     try:
         return cls(**preset, **kwargs, **extra)
-    except TypeError as e:  # wrong value types reach here
-        raise ConfigError(f"{kind} {name!r}: {e}") from None
+    except SemsimError:
+        raise
+    except (MemoryError, RuntimeError) as e:  # an option so large that building runs out of memory
+        if not isinstance(e, MemoryError) and "alloc" not in str(e).lower():
+            raise
+        raise ConfigError(f"{kind} {name!r}: not enough memory to build it with options {dict(kwargs)!r}; "
+                          f"an option is too large") from None
+    except (TypeError, ValueError, OverflowError) as e:  # wrong value types or values reach here
+        raise ConfigError(f"{kind} {name!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def check_finite(options: Mapping[str, Any], what: str) -> None:
+    """Raise :class:`ConfigError` if a numeric option (or a number inside a list option) is NaN or
+    infinite: no channel, codec or dataset takes one."""
+    for key, value in options.items():
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{what}: option {key!r} must be a finite number, got {v!r}")

@@ -53,7 +53,7 @@ from . import registry
 from .codec import Task, cbr
 from .config import seed_everything, set_device
 from .errors import ConfigError, OutputError
-from .files import atomic_file, file_sha256, folder_lock, remove_orphans
+from .files import atomic_file, check_output_folder, file_sha256, folder_lock, remove_orphans
 from .metrics import ConfusionMatrix, ms_ssim, psnr
 from .scenario import Point, Scenario, load_scenario, spec_label
 
@@ -269,9 +269,22 @@ class Runner:
     def run(self, only: Iterable[str] | None = None) -> Path:
         """Run every unfinished point (or only the point ids in ``only``); return the CSV path.
 
+        The output folder is checked first; a run that fails before its first point finishes
+        removes the folder it created, so it leaves no files.
+
         :raises OutputError: another run with other inputs (or a ``--fresh`` one) holds the output
             folder, or points of this run have no results at its end.
         """
+        check_output_folder(self.out)
+        created = not self.out.exists()
+        try:
+            return self._run(only)
+        except BaseException:
+            if created and not any((self.out / POINTS_DIR).glob("*.csv")):
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
+
+    def _run(self, only: Iterable[str] | None = None) -> Path:
         points = self.sc.points()
         if only is not None:
             wanted = set(only)

@@ -68,12 +68,19 @@ constructors take them.
 
 Every problem raises :class:`~semsim.errors.ConfigError` (or :class:`~semsim.errors.DataError` for a
 missing data folder) with a message naming the valid choices; nothing is written before a scenario
-has validated.
+has validated. Scenario files are bounded, unambiguous data (:func:`read_yaml`): UTF-8, at most
+:data:`MAX_SCENARIO_BYTES`, at most :data:`MAX_VALUES` values once aliases are expanded, no
+duplicate or non-string keys, only plain values; every number is finite and in range, and a
+repeated SNR, method, MCS, channel, budget or dataset is refused.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,6 +277,154 @@ def _axes_product(method: dict[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
     return [(("mcs", m),) for m in mcs]
 
 
+# --- reading YAML -------------------------------------------------------------------------------
+
+#: a scenario file above this size is refused (the shipped ones are under 4 KiB)
+MAX_SCENARIO_BYTES = 1 << 20
+#: values (scalars, lists, mappings) a scenario may hold once YAML aliases are expanded; a few
+#: hundred bytes of nested aliases would otherwise expand to millions
+MAX_VALUES = 10_000
+#: characters in one string (``description`` included)
+MAX_TEXT_CHARS = 10_000
+#: nesting depth of lists and mappings
+MAX_DEPTH = 32
+#: channel uses per image a budget may allow (CBR 1 on a 333-megapixel image)
+MAX_CHANNEL_USES = 10**9
+#: images per batch
+MAX_BATCH = 4096
+#: bits a BER point may simulate
+MAX_BITS = 10**13
+#: SNR values of one sweep
+MAX_SNR_POINTS = 1000
+#: characters in a scenario's name and in its output path
+MAX_NAME_CHARS, MAX_PATH_CHARS = 200, 4096
+_PLAIN = (str, int, float, bool, type(None), list, tuple, dict, os.PathLike)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate and non-string keys (naming the line) and
+    documents whose aliases expand beyond :data:`MAX_VALUES` values (or refer to themselves)."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                if not isinstance(key, str):
+                    raise ConfigError(f"key {key!r} at line {line} must be a string")
+                if key in seen:
+                    raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]}); "
+                                      f"each key may appear once")
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the values ``root`` stands for with aliases expanded, without expanding them."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    aliased = False
+    while stack:
+        node, depth = stack[-1]
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"lists and mappings nest deeper than {MAX_DEPTH} levels "
+                              f"(line {node.start_mark.line + 1})")
+        children = (node.value if isinstance(node, yaml.SequenceNode) else
+                    [n for kv in node.value for n in kv] if isinstance(node, yaml.MappingNode) else [])
+        if id(node) not in open_:
+            open_.add(id(node))
+            todo = [c for c in children if id(c) not in size]
+            if any(id(c) in open_ for c in todo):
+                raise ConfigError(f"an alias at line {node.start_mark.line + 1} refers to the value that holds it")
+            aliased = aliased or len(todo) < len(children)
+            stack.extend((c, depth + 1) for c in todo)
+            continue
+        stack.pop()
+        if id(node) in size:
+            continue
+        n = size[id(node)] = 1 + sum(size[id(c)] for c in children)
+        aliased = aliased or len({id(c) for c in children}) < len(children)
+        if n > MAX_VALUES:
+            why = " once its aliases are expanded" if aliased else ""
+            raise ConfigError(f"the document holds more than {MAX_VALUES} values{why}; a scenario is small")
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """Parse YAML ``text`` with the strict loader; :class:`ConfigError` (one line, naming ``what``
+    and the line) on any problem."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{what}: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{what} is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: lists and mappings nest too deeply") from None
+
+
+def read_yaml(path: Path, what: str = "scenario") -> Any:
+    """Read a YAML file: a file (not a folder) of at most :data:`MAX_SCENARIO_BYTES`, UTF-8 text,
+    parsed by :func:`parse_yaml`."""
+    label = f"{what} {str(path)!r}"
+    if path.is_dir():
+        raise ConfigError(f"{label} is a folder, not a {what} file")
+    if not path.is_file():
+        raise ConfigError(f"{what} file {str(path)!r} not found")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read {label}: {e.strerror or e}") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ConfigError(f"{label} is larger than {MAX_SCENARIO_BYTES // 1024} KiB; a {what} file is small")
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise ConfigError(f"{label} is UTF-32 text; save it as UTF-8")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{label} is UTF-16 text; save it as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{label} is not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}); "
+                          f"save it as UTF-8") from None
+    return parse_yaml(text, label)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Every value is plain data (strings, numbers, booleans, null, lists, mappings with string
+    keys), strings are at most :data:`MAX_TEXT_CHARS` long, and there are at most
+    :data:`MAX_VALUES` values in all."""
+    stack, count = [(value, where)], 0
+    while stack:
+        v, at = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(f"{where} holds more than {MAX_VALUES} values; a scenario is small")
+        if not isinstance(v, _PLAIN):
+            raise ConfigError(f"{at} must be a string, number, boolean, list or mapping, got {type(v).__name__} "
+                              f"{str(v)[:60]!r}")
+        if isinstance(v, str) and len(v) > MAX_TEXT_CHARS:
+            raise ConfigError(f"{at} is {len(v)} characters long; at most {MAX_TEXT_CHARS} are allowed")
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if not isinstance(k, str):
+                    raise ConfigError(f"{at}: key {k!r} must be a string")
+                stack.append((item, f"{at}.{k}" if at != "scenario" else k))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((item, f"{at}[{i}]") for i, item in enumerate(v))
+
+
 # --- loading ------------------------------------------------------------------------------------
 
 def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = True) -> Scenario:
@@ -285,18 +440,11 @@ def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = 
         raw = source
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"scenario file {str(path)!r} not found")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            what = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise ConfigError(f"scenario {str(path)!r} is not valid YAML{where}: {what}") from None
+        raw = read_yaml(path, "scenario")
     if not isinstance(raw, dict):
         raise ConfigError(f"a scenario must be a YAML mapping of keys to values, got {type(raw).__name__}")
     raw = dict(raw)
+    _check_plain(raw, "scenario")
     kind = raw.get("kind", "transmission")
     if kind not in KINDS:
         raise ConfigError(f"unknown scenario kind {kind!r}; valid choices: {choices(KINDS)}")
@@ -306,15 +454,19 @@ def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = 
         raise ConfigError(f"unknown scenario key(s) {choices(unknown)} for kind {kind!r}; "
                           f"valid keys: {choices(sorted(allowed))}")
     name = raw.get("name", path.stem if path else "scenario")
-    _expect(name, str, "name")
+    _text(name, "name", MAX_NAME_CHARS)
+    if "description" in raw and raw["description"] is not None:
+        _expect(raw["description"], str, "description")
     seed = raw.get("seed", 0)
     _expect(seed, int, "seed")
+    if not -2**63 <= seed < 2**63:
+        raise ConfigError(f"seed must be an integer in [-2**63, 2**63), got {seed}")
     device = raw.get("device", "cpu")
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]{1,3})?", device):
         raise ConfigError(f"device must be one of 'cpu', 'cuda', 'cuda:N', got {device!r}")
     sc = Scenario(name=name, kind=kind, seed=seed, raw=raw, path=path, device=device)
     output = raw.get("output", str(train_cache() / name) if kind == "train" else f"results/{name}")
-    _expect(output, str, "output")
+    _text(output, "output", MAX_PATH_CHARS)
     sc.output = Path(output).expanduser()
     if kind == "train":
         _train_fields(sc, raw)
@@ -325,6 +477,10 @@ def load_scenario(source: str | Path | dict[str, Any], *, check_classes: bool = 
         _ber_fields(sc, raw)
     else:
         _transmission_fields(sc, raw, check_classes)
+    counts = Counter(p.key for p in sc.points())
+    if len(counts) < sum(counts.values()):
+        dup = next(k for k, n in counts.items() if n > 1)
+        raise ConfigError(f"point {dup!r} appears twice (a repeated MCS, method or value); each may appear once")
     return sc
 
 
@@ -340,6 +496,35 @@ def _expect(value: Any, types: type | tuple[type, ...], what: str) -> None:
     if isinstance(value, bool) and types is not bool or not isinstance(value, types):
         names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
         raise ConfigError(f"{what} must be of type {names}, got {value!r} ({type(value).__name__})")
+
+
+def _text(value: Any, what: str, limit: int) -> None:
+    """A non-empty string of at most ``limit`` printable characters (a name or a path)."""
+    _expect(value, str, what)
+    if not value.strip() or len(value) > limit or not value.isprintable():
+        raise ConfigError(f"{what} must be non-empty printable text of at most {limit} characters, "
+                          f"got {value[:80]!r}")
+
+
+def _finite(value: Any, what: str) -> float:
+    """A finite int or float (not a bool) as a float."""
+    _expect(value, (int, float), what)
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise ConfigError(f"{what} must be a finite number, got {value!r}")
+    return out
+
+
+def _refuse_repeats(labels: list[str], what: str) -> None:
+    """A repeated entry would duplicate rows (and double n in the confidence intervals)."""
+    seen = set()
+    for label in labels:
+        if label in seen:
+            raise ConfigError(f"{what} lists {label} twice; each entry may appear once")
+        seen.add(label)
 
 
 def _as_list(value: Any, what: str) -> list[Any]:
@@ -365,6 +550,7 @@ def _channels(raw: dict[str, Any]) -> list[dict[str, Any]]:
     specs = [_spec(c, "channel", "channels") for c in _as_list(raw.get("channels"), "channels")]
     for s in specs:
         registry.build("channel", s)  # checks options and their values
+    _refuse_repeats([spec_label(s) for s in specs], "channels")
     return specs
 
 
@@ -377,19 +563,25 @@ def _snr_list(value: Any) -> list[float]:
             raise ConfigError(f"snr_db range must have keys 'start', 'stop' and optional 'step', got {value!r}")
         start, stop, step = value["start"], value["stop"], value.get("step", 1)
         for v, w in ((start, "start"), (stop, "stop"), (step, "step")):
-            _expect(v, (int, float), f"snr_db.{w}")
+            _finite(v, f"snr_db.{w}")
         if step <= 0 or stop < start:
             raise ConfigError(f"snr_db range needs step > 0 and stop >= start, got {value!r}")
+        _check_snr([start, stop], "snr_db")
+        if (stop - start) / step >= MAX_SNR_POINTS:
+            raise ConfigError(f"snr_db range {value!r} has more than {MAX_SNR_POINTS} values; raise the step")
         n = int(round((stop - start) / step)) + 1
         vals = [round(start + i * step, 6) for i in range(n) if start + i * step <= stop + 1e-9]
     else:
         vals = _as_list(value, "snr_db")
         for v in vals:
-            _expect(v, (int, float), "each snr_db value")
+            _finite(v, "each snr_db value")
+        if len(vals) > MAX_SNR_POINTS:
+            raise ConfigError(f"snr_db has {len(vals)} values; at most {MAX_SNR_POINTS} are allowed")
     lo, hi = SNR_RANGE_DB
     bad = [v for v in vals if not lo <= v <= hi]
     if bad:
         raise ConfigError(f"SNR value(s) {bad} dB outside the valid range [{lo:g}, {hi:g}] dB")
+    _refuse_repeats([f"{v:g} dB" for v in vals], "snr_db")
     return [float(v) for v in vals]
 
 
@@ -402,17 +594,28 @@ def _budgets(value: Any) -> list[Budget]:
         (kind, val), = b.items()
         if kind == "channel_uses":
             _expect(val, int, "budget channel_uses")
+            if not 1 <= val <= MAX_CHANNEL_USES:
+                raise ConfigError(f"budget channel_uses must be an integer in [1, {MAX_CHANNEL_USES}], got {val}")
             out.append(Budget(kind, float(val)))
         else:
-            out.append(Budget(kind, parse_ratio(val, "budget cbr")))
+            out.append(Budget(kind, finite_ratio(val, "budget cbr")))
+    _refuse_repeats([b.label for b in out], "budget")
+    return out
+
+
+def finite_ratio(value: Any, what: str = "cbr") -> float:
+    """:func:`~semsim.codec.parse_ratio`, refusing what is not a finite number (``"1e400"``, ``.nan``)."""
+    try:
+        out = parse_ratio(value, what)
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise ConfigError(f"{what} must be a finite number or a fraction like '1/16', got {value!r}")
     return out
 
 
 def _transmission_fields(sc: Scenario, raw: dict[str, Any], check_classes: bool = True) -> None:
-    sc.batch_size = raw.get("batch_size", 4)
-    _expect(sc.batch_size, int, "batch_size")
-    if sc.batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {sc.batch_size}")
+    sc.batch_size = _positive_int(raw, "batch_size", 4, maximum=MAX_BATCH)
     sc.budgets = _budgets(raw.get("budget"))
     data = raw.get("data")
     tasks = {t.value for t in Task}
@@ -425,12 +628,14 @@ def _transmission_fields(sc: Scenario, raw: dict[str, Any], check_classes: bool 
         by_task = [(None, d) for d in _as_list(data, "data")]
     sc.data = [_spec(d, "dataset", "data") for _, d in by_task]
     sc.data_tasks = [task for task, _ in by_task]
+    _refuse_repeats([spec_label(d) + (f" under {t}" if t else "") for d, t in zip(sc.data, sc.data_tasks)], "data")
     datasets = [registry.build("dataset", d) for d in sc.data]  # DataError for a missing folder
     sc.methods = []
     for m in _as_list(raw.get("methods"), "methods"):
         spec = _spec(m, "codec", "methods")
         registry.check_kwargs("codec", spec["name"], {k: v for k, v in spec.items() if k != "name"})
         sc.methods.append(spec)
+    _refuse_repeats([spec_label(m) for m in sc.methods], "methods")
     _check_budgets(sc, datasets, check_classes)
 
 
@@ -480,7 +685,10 @@ def _check_budgets(sc: Scenario, datasets: list, check_classes: bool = True) -> 
 def _ber_fields(sc: Scenario, raw: dict[str, Any]) -> None:
     from .digital import MODULATIONS
 
-    sc.modulations = [str(m).lower() for m in _as_list(raw.get("modulations"), "modulations")]
+    mods = _as_list(raw.get("modulations"), "modulations")
+    for m in mods:
+        _expect(m, str, "each modulation")
+    sc.modulations = [m.lower() for m in mods]
     bad = [m for m in sc.modulations if m not in MODULATIONS]
     if bad:
         raise ConfigError(f"unknown modulation(s) {bad}; valid choices: {choices(MODULATIONS)}")
@@ -490,17 +698,26 @@ def _ber_fields(sc: Scenario, raw: dict[str, Any]) -> None:
         if r == "uncoded":
             sc.code_rates.append("uncoded")
             continue
-        val = parse_ratio(r, "code rate")
+        val = finite_ratio(r, "code rate")
         if not 0 < val < 1:
             raise ConfigError(f"code rate must be in (0, 1) or 'uncoded', got {r!r}")
         sc.code_rates.append(str(r))
-    for key in ("min_errors", "codeword_length", "num_bp_iter"):
+    for key, hi in (("min_errors", 10**9), ("codeword_length", 10**5), ("num_bp_iter", 1000)):
         if key in raw:
             _expect(raw[key], int, key)
+            if not 1 <= raw[key] <= hi:
+                raise ConfigError(f"{key} must be an integer in [1, {hi}], got {raw[key]}")
             setattr(sc, key, raw[key])
     if "max_bits" in raw:
-        _expect(raw["max_bits"], (int, float), "max_bits")
-        sc.max_bits = int(raw["max_bits"])
+        bits = _finite(raw["max_bits"], "max_bits")
+        if not 1 <= bits <= MAX_BITS:
+            raise ConfigError(f"max_bits must be a number in [1, {MAX_BITS:.0e}], got {raw['max_bits']!r}")
+        sc.max_bits = int(bits)
+    from .digital import MCS, check_link
+
+    for mod in sc.modulations:  # codeword_length must suit every modulation and code rate
+        for rate in sc.code_rates:
+            check_link(MCS(mod, None if rate == "uncoded" else rate), sc.codeword_length)
 
 
 # --- kind: train --------------------------------------------------------------------------------
@@ -516,11 +733,11 @@ def _mapping(value: Any, what: str, keys: set[str] | dict[str, Any]) -> dict[str
     return dict(value)
 
 
-def _positive_int(raw: dict[str, Any], key: str, default: int, minimum: int = 1) -> int:
+def _positive_int(raw: dict[str, Any], key: str, default: int, minimum: int = 1, maximum: int = 10**9) -> int:
     value = raw.get(key, default)
     _expect(value, int, key)
-    if value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{key} must be an integer in [{minimum}, {maximum}], got {value}")
     return value
 
 
@@ -541,7 +758,7 @@ def _train_snr(value: Any) -> tuple[float, float]:
             raise ConfigError(f"training snr_db must be {{low: DB, high: DB}} (drawn uniformly per image) "
                               f"or one number, got {value!r}")
         for k in ("low", "high"):
-            _expect(value[k], (int, float), f"snr_db.{k}")
+            _finite(value[k], f"snr_db.{k}")
         low, high = float(value["low"]), float(value["high"])
         if high < low:
             raise ConfigError(f"training snr_db needs low <= high, got {value!r}")
@@ -551,8 +768,8 @@ def _train_snr(value: Any) -> tuple[float, float]:
 
 def _optimizer(value: Any) -> dict[str, Any]:
     opt = dict(OPTIMIZER_DEFAULTS, **_mapping(value, "optimizer", OPTIMIZER_DEFAULTS))
-    _expect(opt["lr"], (int, float), "optimizer.lr")
-    _expect(opt["weight_decay"], (int, float), "optimizer.weight_decay")
+    _finite(opt["lr"], "optimizer.lr")
+    _finite(opt["weight_decay"], "optimizer.weight_decay")
     _expect(opt["warmup_steps"], int, "optimizer.warmup_steps")
     betas = opt["betas"]
     if (not isinstance(betas, (list, tuple)) or len(betas) != 2
@@ -561,7 +778,7 @@ def _optimizer(value: Any) -> dict[str, Any]:
     if not opt["lr"] > 0 or opt["weight_decay"] < 0 or opt["warmup_steps"] < 0:
         raise ConfigError(f"optimizer needs lr > 0, weight_decay >= 0 and warmup_steps >= 0, got {opt!r}")
     if opt["clip_grad_norm"] is not None:
-        _expect(opt["clip_grad_norm"], (int, float), "optimizer.clip_grad_norm")
+        _finite(opt["clip_grad_norm"], "optimizer.clip_grad_norm")
         if not opt["clip_grad_norm"] > 0:
             raise ConfigError(f"optimizer.clip_grad_norm must be positive or null (no clipping), "
                               f"got {opt['clip_grad_norm']!r}")
@@ -752,8 +969,8 @@ def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
     registry.build("channel", sc.channels[0])
     st.snr_db = _train_snr(raw.get("snr_db"))
     st.steps = _positive_int(raw, "steps", 2000)
-    sc.batch_size = _positive_int(raw, "batch_size", 8)
-    st.crop = _positive_int(raw, "crop", 128, minimum=16)
+    sc.batch_size = _positive_int(raw, "batch_size", 8, maximum=MAX_BATCH)
+    st.crop = _positive_int(raw, "crop", 128, minimum=16, maximum=4096)
     st.checkpoint_every = _positive_int(raw, "checkpoint_every", 200)
     st.log_every = _positive_int(raw, "log_every", 1)
     st.optimizer = _optimizer(raw.get("optimizer"))
@@ -786,9 +1003,8 @@ def _train_fields(sc: Scenario, raw: dict[str, Any]) -> None:
     st.validation_every = _positive_int(val, "every", 200)
     st.validation_data, vbuilt = _validation_data(val.get("data"))
     st.per_method = _per_method(raw.get("per_method"), sc.methods)
-    st.validation_snr_db = [float(v) for v in _as_list(val.get("snr_db", [0, 10, 20]), "validation.snr_db")]
-    for v in st.validation_snr_db:
-        _expect(v, (int, float), "each validation.snr_db value")
+    st.validation_snr_db = [_finite(v, "each validation.snr_db value")
+                            for v in _as_list(val.get("snr_db", [0, 10, 20]), "validation.snr_db")]
     _check_snr(st.validation_snr_db, "validation.snr_db")
 
     # each method: built at the budget, with the data's classes; tasks, parameters, budget

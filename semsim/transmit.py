@@ -30,9 +30,10 @@ import torch
 from PIL import Image
 
 from . import registry
-from .codec import Budget, Task, cbr, parse_ratio
+from .codec import Budget, Task, cbr
 from .errors import ConfigError, DataError, choices
-from .files import atomic_file
+from .files import atomic_file, check_output_file
+from .scenario import MAX_CHANNEL_USES, finite_ratio
 
 DEFAULT_METHOD = "semantic"
 DEFAULT_BUDGET = Budget("cbr", 1 / 16)
@@ -114,8 +115,10 @@ def _picture(array: np.ndarray) -> Image.Image:
 
 
 def check_output(path: str | os.PathLike) -> Path:
-    """``path`` if it names a PNG or JPEG file; :class:`ConfigError` otherwise."""
+    """``path`` if it names a PNG or JPEG file that can be written (not a folder, not under a
+    file, in a writable place); :class:`ConfigError` otherwise."""
     path = Path(path)
+    check_output_file(path)
     if path.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(f"output {str(path)!r} must end in {choices(sorted(OUTPUT_FORMATS))} "
                           f"(got {path.suffix or 'no suffix'!r})")
@@ -232,7 +235,7 @@ class TransmitResult:
 
 def _image(image: str | os.PathLike | torch.Tensor) -> torch.Tensor:
     """An image file or a ``[3, H, W]`` / ``[1, 3, H, W]`` float tensor → ``[3, H, W]`` float32 on the CPU."""
-    from .data import load_image
+    from .data import check_image_size, load_image
 
     if not isinstance(image, torch.Tensor):
         return load_image(image)
@@ -241,6 +244,9 @@ def _image(image: str | os.PathLike | torch.Tensor) -> torch.Tensor:
         t = t[0]
     if t.dim() != 3 or t.shape[0] != 3 or not t.is_floating_point():
         raise DataError(f"image tensor must be float [3, H, W] in [0, 1], got {tuple(image.shape)} {image.dtype}")
+    check_image_size(t.shape[2], t.shape[1], "the image tensor")
+    if not torch.isfinite(t).all():
+        raise DataError("the image tensor holds NaN or infinite values")
     return t.float().clamp(0, 1).cpu()
 
 
@@ -263,12 +269,12 @@ def _channel_spec(channel: str | Mapping[str, Any]) -> dict[str, Any]:
     """A channel name, an inline YAML/JSON mapping (``"{name: rayleigh, block_length: 64}"``) or a
     mapping → ``{"name": ..., **options}``."""
     if isinstance(channel, str) and channel.lstrip().startswith("{"):
-        import yaml
+        from .scenario import parse_yaml
 
         try:
-            channel = yaml.safe_load(channel)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"cannot parse the channel spec {channel!r}: {str(e).splitlines()[0]}") from None
+            channel = parse_yaml(channel, "it")
+        except ConfigError as e:
+            raise ConfigError(f"cannot parse the channel spec {channel[:80]!r}: {e}") from None
     name, kwargs = registry.split_spec(channel)
     return {"name": name, **kwargs}
 
@@ -282,8 +288,11 @@ def _budget(budget: Budget | Mapping[str, Any] | float | str | None) -> Budget:
         if len(budget) != 1:
             raise ConfigError(f"budget must be {{cbr: …}} or {{channel_uses: …}}, got {dict(budget)!r}")
         (kind, value), = budget.items()
-        return Budget(kind, parse_ratio(value, kind))
-    return Budget("cbr", parse_ratio(budget))
+        value = finite_ratio(value, kind)
+        if kind == "channel_uses" and not 1 <= value <= MAX_CHANNEL_USES:
+            raise ConfigError(f"channel_uses must be in [1, {MAX_CHANNEL_USES}], got {value:g}")
+        return Budget(kind, value)
+    return Budget("cbr", finite_ratio(budget))
 
 
 def _task(method: str, request: str | None, task: str | None) -> tuple[Task, dict[str, float]]:
@@ -370,6 +379,8 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)):
         raise ConfigError(f"snr_db must be a number (dB), got {snr_db!r}")
     check_snr_db(snr_db)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     method = method or DEFAULT_METHOD
     registry.lookup("codec", method)
     budget = _budget(budget)
@@ -384,10 +395,21 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     spec = _codec_spec(method, resolved, preset, weights, mcs, sampling_steps)
     seed_everything(seed)
     codec = registry.build("codec", spec, budget=budget).to(device).eval()
+    need, cap = codec.min_channel_uses(h, w), budget.channel_uses(h, w)
+    if cap < 1 or need > cap:
+        raise ConfigError(f"budget {budget.label} allows {cap} channel uses for this {w}x{h} image, "
+                          f"below what method {method!r} needs ({max(need, 1)}); "
+                          f"raise the budget or send a larger image")
     seed_everything(seed)  # the channel noise does not depend on how the codec was built
     t0 = time.perf_counter()
-    with torch.no_grad():
-        tr = codec.transmit(img[None].to(device), channel_obj, torch.full((1,), float(snr_db), device=device))
+    try:
+        with torch.no_grad():
+            tr = codec.transmit(img[None].to(device), channel_obj, torch.full((1,), float(snr_db), device=device))
+    except (MemoryError, RuntimeError) as e:  # torch's CPU allocator raises RuntimeError
+        if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "alloc" not in str(e).lower():
+            raise
+        raise DataError(f"not enough memory to send this {w}x{h} image through {method!r}; "
+                        f"send a smaller image or lower SEMSIM_MAX_IMAGE_PIXELS") from None
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

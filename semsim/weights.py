@@ -312,7 +312,7 @@ def resolve_weights(spec: str | os.PathLike, folder: str | os.PathLike | None = 
     if text.endswith(".safetensors") or os.sep in text:
         path = expand_path(text)
         if not path.is_file():
-            raise ConfigError(f"weights file {text!r} not found")
+            raise ConfigError(f"weights file {text!r} {'is a folder, not a file' if path.is_dir() else 'not found'}")
         return path
     shipped = manifest(folder)
     if text not in shipped:
