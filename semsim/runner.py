@@ -278,13 +278,14 @@ class Runner:
         check_output_folder(self.out)
         created = not self.out.exists()
         try:
-            return self._run(only)
+            return self._locked(only)
         except BaseException:
             if created and not any((self.out / POINTS_DIR).glob("*.csv")):
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
 
-    def _run(self, only: Iterable[str] | None = None) -> Path:
+    def _locked(self, only: Iterable[str] | None = None) -> Path:
+        """Take the output folder's lock, clean up what a killed run left, then run the points."""
         points = self.sc.points()
         if only is not None:
             wanted = set(only)
