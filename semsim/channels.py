@@ -266,25 +266,33 @@ class RicianChannel(_FlatFading):
 TDL_MODELS = ("A", "B", "C", "D", "E")
 CSI_MODES = ("perfect", "ls")
 OFDM_EQUALIZERS = ("lmmse", "none")
+FADING_MODES = ("continuous", "per_slot")
 
 
-class TDLOFDMChannel(Channel):
-    """3GPP TR 38.901 TDL channel over OFDM (Sionna's ``TDL`` + ``OFDMChannel``), single antenna.
+class OFDM3GPPChannel(Channel):
+    """A TR 38.901 link-level model (TDL or CDL) over OFDM: Sionna's resource grid, channel model,
+    ``ApplyOFDMChannel`` (with its AWGN), LS estimator and LMMSE equaliser.
 
     The ``N`` data symbols of an image fill ``S = ceil(N / D)`` slots (resource grids) of
     ``num_ofdm_symbols x fft_size`` resource elements, ``D`` of them carrying data; the others carry
     pilots (whole OFDM symbols ``pilot_ofdm_symbol_indices``, Sionna's Kronecker pattern). The
-    unused data elements of the last slot are left empty. Slots are independent channel
-    realisations, each with Doppler from ``speed``. Sionna normalises the power-delay profile to unit
-    energy, so ``E|h|^2 = 1`` on average over realisations; each slot's own energy fades (set
-    ``normalize_channel: true`` to scale every slot to unit energy instead, which removes that slow
-    fading). Pilots, cyclic prefix and empty elements are reported as
-    :attr:`ChannelInfo.overhead`; the budget counts data symbols only.
+    unused data elements of the last slot are left empty. Pilots, cyclic prefix and empty elements
+    are reported as :attr:`ChannelInfo.overhead`; the budget counts data symbols only.
 
-    :param model: TDL profile ``"A"`` … ``"E"``.
+    ``fading: continuous`` (default) draws one channel realisation per image, sampled by Sionna's
+    model at every OFDM symbol of its ``S`` back-to-back slots (``num_time_steps = S *
+    num_ofdm_symbols`` at ``sampling_frequency = 1 / ofdm_symbol_duration``), so the channel evolves
+    with the Doppler of ``speed`` across the image (time correlation ``J0(2 pi f_D dt)``);
+    ``fading: per_slot`` draws every slot independently. Sionna normalises the power-delay profile
+    to unit energy, so ``E|h|^2 = 1`` on average over realisations; each slot's own energy fades
+    (``normalize_channel: true`` scales every slot to unit energy instead, removing that slow fading).
+
+    Subclasses build the Sionna model in :meth:`_make_model`.
+
     :param delay_spread: RMS delay spread in seconds (default 100 ns).
     :param carrier_frequency: Hz (default 3.5 GHz).
     :param speed: UT speed in m/s (default 3).
+    :param fading: ``"continuous"`` (default) or ``"per_slot"``.
     :param fft_size: subcarriers per OFDM symbol (default 128).
     :param subcarrier_spacing: Hz (default 30 kHz).
     :param num_ofdm_symbols: OFDM symbols per slot (default 14).
@@ -297,41 +305,45 @@ class TDLOFDMChannel(Channel):
     :param normalize_channel: scale each slot's channel to unit energy (default ``False``).
     """
 
+    family = "ofdm"
+
     def __init__(self, model: str = "A", delay_spread: float = 100e-9, carrier_frequency: float = 3.5e9,
-                 speed: float = 3.0, fft_size: int = 128, subcarrier_spacing: float = 30e3,
-                 num_ofdm_symbols: int = 14, cyclic_prefix_length: int = 9,
+                 speed: float = 3.0, fading: str = "continuous", fft_size: int = 128,
+                 subcarrier_spacing: float = 30e3, num_ofdm_symbols: int = 14, cyclic_prefix_length: int = 9,
                  pilot_ofdm_symbol_indices: tuple[int, ...] | list[int] = (2, 11),
                  csi: str = "perfect", equalizer: str = "lmmse", normalize_channel: bool = False):
         super().__init__()
+        fam = self.family
         if not isinstance(normalize_channel, bool):
-            raise ConfigError(f"tdl: normalize_channel must be true or false, got {normalize_channel!r}")
+            raise ConfigError(f"{fam}: normalize_channel must be true or false, got {normalize_channel!r}")
         if model not in TDL_MODELS:
-            raise ConfigError(f"unknown TDL model {model!r}; valid choices: {choices(TDL_MODELS)}")
+            raise ConfigError(f"unknown {fam.upper()} model {model!r}; valid choices: {choices(TDL_MODELS)}")
         if csi not in CSI_MODES:
-            raise ConfigError(f"tdl: unknown csi {csi!r}; valid choices: {choices(CSI_MODES)}")
+            raise ConfigError(f"{fam}: unknown csi {csi!r}; valid choices: {choices(CSI_MODES)}")
         if equalizer not in OFDM_EQUALIZERS:
-            raise ConfigError(f"tdl: unknown equalizer {equalizer!r}; valid choices: {choices(OFDM_EQUALIZERS)}")
+            raise ConfigError(f"{fam}: unknown equalizer {equalizer!r}; valid choices: {choices(OFDM_EQUALIZERS)}")
+        if fading not in FADING_MODES:
+            raise ConfigError(f"{fam}: unknown fading {fading!r}; valid choices: {choices(FADING_MODES)}")
         for key, val in (("fft_size", fft_size), ("num_ofdm_symbols", num_ofdm_symbols)):
             if not isinstance(val, int) or val < 1:
-                raise ConfigError(f"tdl: {key} must be a positive integer, got {val!r}")
+                raise ConfigError(f"{fam}: {key} must be a positive integer, got {val!r}")
         if not isinstance(cyclic_prefix_length, int) or not 0 <= cyclic_prefix_length < fft_size:
-            raise ConfigError(f"tdl: cyclic_prefix_length must be an integer in [0, fft_size), got {cyclic_prefix_length!r}")
+            raise ConfigError(f"{fam}: cyclic_prefix_length must be an integer in [0, fft_size), got {cyclic_prefix_length!r}")
         pilots = list(pilot_ofdm_symbol_indices)
         if not pilots or any(not isinstance(p, int) or not 0 <= p < num_ofdm_symbols for p in pilots):
-            raise ConfigError(f"tdl: pilot_ofdm_symbol_indices must be indices in [0, {num_ofdm_symbols}), got {pilots!r}")
+            raise ConfigError(f"{fam}: pilot_ofdm_symbol_indices must be indices in [0, {num_ofdm_symbols}), got {pilots!r}")
         for key, val in (("delay_spread", delay_spread), ("carrier_frequency", carrier_frequency),
                          ("speed", speed), ("subcarrier_spacing", subcarrier_spacing)):
             if not isinstance(val, (int, float)) or val < 0:
-                raise ConfigError(f"tdl: {key} must be a non-negative number, got {val!r}")
-        self.name = f"tdl-{model.lower()}"
-        self.model, self.csi, self.equalizer = model, csi, equalizer
+                raise ConfigError(f"{fam}: {key} must be a non-negative number, got {val!r}")
+        self.name = f"{fam}-{model.lower()}"
+        self.model, self.csi, self.equalizer, self.fading = model, csi, equalizer, fading
         self.params = dict(delay_spread=float(delay_spread), carrier_frequency=float(carrier_frequency),
                            speed=float(speed), fft_size=fft_size, subcarrier_spacing=float(subcarrier_spacing),
                            num_ofdm_symbols=num_ofdm_symbols, cyclic_prefix_length=cyclic_prefix_length,
                            pilot_ofdm_symbol_indices=pilots, normalize_channel=normalize_channel)
 
-        from sionna.phy.channel import OFDMChannel
-        from sionna.phy.channel.tr38901 import TDL
+        from sionna.phy.channel import ApplyOFDMChannel, subcarrier_frequencies
         from sionna.phy.mimo import StreamManagement
         from sionna.phy.ofdm import (LMMSEEqualizer, LSChannelEstimator, ResourceGrid,
                                      ResourceGridDemapper, ResourceGridMapper)
@@ -341,13 +353,17 @@ class TDLOFDMChannel(Channel):
                                num_streams_per_tx=1, cyclic_prefix_length=cyclic_prefix_length,
                                pilot_pattern="kronecker", pilot_ofdm_symbol_indices=pilots)
         sm = StreamManagement(np.ones([1, 1], dtype=int), 1)
-        self._tdl = TDL(model, delay_spread=float(delay_spread), carrier_frequency=float(carrier_frequency),
-                        min_speed=float(speed), max_speed=float(speed))
-        self._ofdm = OFDMChannel(self._tdl, self.rg, normalize_channel=normalize_channel, return_channel=True)
+        self._model = self._make_model()
+        self._frequencies = subcarrier_frequencies(fft_size, float(subcarrier_spacing))
+        self._apply_ofdm = ApplyOFDMChannel()
         self._rg_map = ResourceGridMapper(self.rg)
         self._rg_demap = ResourceGridDemapper(self.rg, sm)
         self._ls = LSChannelEstimator(self.rg, interpolation_type="nn")
         self._lmmse = LMMSEEqualizer(self.rg, sm)
+
+    def _make_model(self):
+        """The Sionna channel model (called once ``self.model`` and ``self.params`` are set)."""
+        raise NotImplementedError
 
     @property
     def data_per_slot(self) -> int:
@@ -360,6 +376,32 @@ class TDLOFDMChannel(Channel):
         cp = p["num_ofdm_symbols"] * p["cyclic_prefix_length"]
         return slots * (grid + cp) - num_symbols
 
+    def generate(self, batch_size: int, num_slots: int) -> torch.Tensor:
+        """Channel frequency responses of ``num_slots`` slots for each of ``batch_size`` images.
+
+        :output h_freq: ``[batch_size * num_slots, 1, R, 1, T_ant, num_ofdm_symbols, fft_size]``
+            complex64 (Sionna's layout; ``R``/``T_ant`` receive/transmit antennas), image-major:
+            slot ``s`` of image ``i`` is row ``i * num_slots + s``. With ``fading: continuous`` the
+            slots of an image are consecutive pieces of one realisation.
+        """
+        from sionna.phy.channel import cir_to_ofdm_channel
+
+        t = self.params["num_ofdm_symbols"]
+        fs = 1.0 / self.rg.ofdm_symbol_duration
+        if self.fading == "per_slot":
+            a, tau = self._model(batch_size * num_slots, t, fs)
+            h = cir_to_ofdm_channel(self._frequencies.to(a.device), a, tau)
+        else:
+            a, tau = self._model(batch_size, num_slots * t, fs)
+            h = cir_to_ofdm_channel(self._frequencies.to(a.device), a, tau)
+            shape = h.shape  # [B, 1, R, 1, Ta, S*T, F] -> [B*S, 1, R, 1, Ta, T, F]
+            h = h.reshape(*shape[:5], num_slots, t, shape[-1]).movedim(5, 1)
+            h = h.reshape(batch_size * num_slots, *shape[1:5], t, shape[-1])
+        if self.params["normalize_channel"]:
+            energy = h.abs().square().mean(dim=(2, 4, 5, 6), keepdim=True)
+            h = h / torch.sqrt(energy.clamp_min(1e-20)).to(h.dtype)
+        return h
+
     def _data_elements(self, grid: torch.Tensor) -> torch.Tensor:
         """``[S, 1, 1, T, F]`` grid → ``[S, D]`` data elements."""
         return self._rg_demap(grid).reshape(grid.shape[0], -1)
@@ -370,7 +412,8 @@ class TDLOFDMChannel(Channel):
         slots = -(-n // d)
         data = torch.cat([x, x.new_zeros(b, slots * d - n)], dim=1).reshape(b * slots, 1, 1, d)
         no_slot = no.repeat_interleave(slots)
-        y_grid, h_freq = self._ofdm(self._rg_map(data), no_slot)
+        h_freq = self.generate(b, slots).to(x.device)
+        y_grid = self._apply_ofdm(self._rg_map(data), h_freq, no_slot)
         # h_freq: [S, 1, 1, 1, 1, T, F] (rx, rx_ant, tx, tx_ant)
         if self.csi == "perfect":
             h_hat, err_var = h_freq, torch.zeros((), device=x.device)
@@ -381,6 +424,8 @@ class TDLOFDMChannel(Channel):
             return t.reshape(b, slots * d)[:, :n]
 
         overhead = self.overhead(n)
+        if h_hat.shape[2] > 1:  # several receive antennas: the gain after combining
+            h_hat = h_hat.abs().square().sum(dim=2, keepdim=True).sqrt().to(h_hat.dtype)
         h_data = per_image(self._data_elements(h_hat.reshape(b * slots, 1, 1, *h_hat.shape[-2:])))
         if self.equalizer == "lmmse":
             x_hat, no_eff = self._lmmse(y_grid, h_hat, err_var, no_slot)
@@ -397,13 +442,30 @@ class TDLOFDMChannel(Channel):
         sionna_config.torch_rng().manual_seed(1234)
         try:
             slots = max(1, -(-num // self.data_per_slot))
-            h = self._ofdm.generate(slots)
+            h = self.generate(slots, 1)  # independent slots: the marginal distribution of h
             return self._data_elements(h.reshape(slots, 1, 1, *h.shape[-2:])).reshape(-1)[:num].cpu()
         finally:
             sionna_config.torch_rng().set_state(state)
 
     def describe(self):
-        return {"name": self.name, "csi": self.csi, "equalizer": self.equalizer, **self.params}
+        return {"name": self.name, "fading": self.fading, "csi": self.csi, "equalizer": self.equalizer,
+                **self.params}
+
+
+class TDLOFDMChannel(OFDM3GPPChannel):
+    """3GPP TR 38.901 TDL-A … E (Sionna's ``TDL``, single antenna) over OFDM.
+
+    Options as :class:`OFDM3GPPChannel`; ``model`` is the TDL profile ``"A"`` … ``"E"``.
+    """
+
+    family = "tdl"
+
+    def _make_model(self):
+        from sionna.phy.channel.tr38901 import TDL
+
+        p = self.params
+        return TDL(self.model, delay_spread=p["delay_spread"], carrier_frequency=p["carrier_frequency"],
+                   min_speed=p["speed"], max_speed=p["speed"])
 
 
 for _m in TDL_MODELS:
