@@ -18,7 +18,7 @@ Conventions (the same at every interface of semsim):
   :func:`semsim.config.seed_everything`.
 - Every operation is a differentiable torch op, so learned codecs train through the channel.
 
-Registered names: ``awgn``, ``rayleigh``, ``rician``, ``tdl-a`` … ``tdl-e``.
+Registered names: ``awgn``, ``rayleigh``, ``rician``, ``tdl-a`` … ``tdl-e``, ``cdl-a`` … ``cdl-e``.
 
 Example::
 
@@ -32,6 +32,7 @@ Example::
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -424,9 +425,10 @@ class OFDM3GPPChannel(Channel):
             return t.reshape(b, slots * d)[:, :n]
 
         overhead = self.overhead(n)
+        h_report = h_hat
         if h_hat.shape[2] > 1:  # several receive antennas: the gain after combining
-            h_hat = h_hat.abs().square().sum(dim=2, keepdim=True).sqrt().to(h_hat.dtype)
-        h_data = per_image(self._data_elements(h_hat.reshape(b * slots, 1, 1, *h_hat.shape[-2:])))
+            h_report = h_hat.abs().square().sum(dim=2, keepdim=True).sqrt().to(h_hat.dtype)
+        h_data = per_image(self._data_elements(h_report.reshape(b * slots, 1, 1, *h_hat.shape[-2:])))
         if self.equalizer == "lmmse":
             x_hat, no_eff = self._lmmse(y_grid, h_hat, err_var, no_slot)
             return per_image(x_hat), ChannelInfo(no=per_image(no_eff.to(torch.float32)), h=h_data,
@@ -470,6 +472,85 @@ class TDLOFDMChannel(OFDM3GPPChannel):
 
 for _m in TDL_MODELS:
     register("channel", f"tdl-{_m.lower()}", model=_m)(TDLOFDMChannel)
+
+
+ARRAY_DEFAULTS = dict(num_rows_per_panel=1, num_cols_per_panel=1, polarization="single",
+                      polarization_type="V", antenna_pattern="omni")
+CDL_DIRECTIONS = ("downlink", "uplink")
+
+
+class CDLOFDMChannel(OFDM3GPPChannel):
+    """3GPP TR 38.901 CDL-A … E (Sionna's ``CDL``) over OFDM, one stream.
+
+    Options as :class:`OFDM3GPPChannel`, plus the antenna arrays. Both ends default to one
+    vertically polarised omnidirectional element, so CDL-A/B/C (NLOS) fade like Rayleigh and
+    CDL-D/E (LOS, K = 13.3 and 22 dB) like Rician in the limit of a tiny delay spread. The
+    transmitter must have a single antenna (no precoding); a receiver with several antennas
+    combines them in the LMMSE equaliser, and :attr:`ChannelInfo.h` then holds the combined gain
+    ``sqrt(sum_r |h_r|^2)``.
+
+    :param ut_array: options of Sionna's ``PanelArray`` for the UT (``num_rows_per_panel``,
+        ``num_cols_per_panel``, ``polarization``, ``polarization_type``, ``antenna_pattern``
+        ``"omni"``/``"38.901"``, ``num_rows``, ``num_cols``, spacings); missing keys take
+        ``ARRAY_DEFAULTS`` (one omnidirectional V element).
+    :param bs_array: the same for the base station.
+    :param direction: ``"downlink"`` (default, the BS transmits) or ``"uplink"``.
+    """
+
+    family = "cdl"
+
+    def __init__(self, model: str = "A", ut_array: Mapping[str, Any] | None = None,
+                 bs_array: Mapping[str, Any] | None = None, direction: str = "downlink", **kwargs):
+        if direction not in CDL_DIRECTIONS:
+            raise ConfigError(f"cdl: unknown direction {direction!r}; valid choices: {choices(CDL_DIRECTIONS)}")
+        arrays = {}
+        for key, val in (("ut_array", ut_array), ("bs_array", bs_array)):
+            if val is not None and not isinstance(val, Mapping):
+                raise ConfigError(f"cdl: {key} must be a mapping of PanelArray options, got {val!r}")
+            arrays[key] = {**ARRAY_DEFAULTS, **(val or {})}
+        self.arrays, self.direction = arrays, direction
+        super().__init__(model=model, **kwargs)
+        tx_ant = self._model._tx_array.num_ant
+        if tx_ant != 1:
+            raise ConfigError(f"cdl: the transmitter ({'bs' if direction == 'downlink' else 'ut'}_array) "
+                              f"must have one antenna (no precoding), got {tx_ant}")
+        self.num_rx_ant = int(self._model._rx_array.num_ant)
+        if self.num_rx_ant > 1 and self.equalizer != "lmmse":
+            raise ConfigError("cdl: a receiver with several antennas needs equalizer: lmmse")
+
+    def _make_model(self):
+        from sionna.phy.channel.tr38901 import CDL, PanelArray
+
+        p = self.params
+        try:
+            ut, bs = (PanelArray(carrier_frequency=p["carrier_frequency"], **self.arrays[k])
+                      for k in ("ut_array", "bs_array"))
+            ut, bs = list((ut, bs))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"cdl: bad antenna array options {self.arrays}: {e}") from e
+        return CDL(self.model, delay_spread=p["delay_spread"], carrier_frequency=p["carrier_frequency"],
+                   ut_array=ut, bs_array=bs, direction=self.direction,
+                   min_speed=p["speed"], max_speed=p["speed"])
+
+    def describe(self):
+        return {**super().describe(), **self.arrays, "direction": self.direction}
+
+
+def _with_base_options(cls: type, base: type) -> type:
+    """Give ``cls`` (whose ``__init__`` passes ``**kwargs`` to ``base``) the signature of both, so
+    the registry checks, lists and resolves every option."""
+    own = [p for p in inspect.signature(cls.__init__).parameters.values()
+           if p.name != "self" and p.kind != p.VAR_KEYWORD]
+    names = {p.name for p in own}
+    inherited = [p for p in inspect.signature(base.__init__).parameters.values()
+                 if p.name != "self" and p.name not in names]
+    cls.__signature__ = inspect.Signature([p.replace(kind=p.KEYWORD_ONLY) for p in own + inherited])
+    return cls
+
+
+_with_base_options(CDLOFDMChannel, OFDM3GPPChannel)
+for _m in TDL_MODELS:
+    register("channel", f"cdl-{_m.lower()}", model=_m)(CDLOFDMChannel)
 
 
 def build_channel(spec: str | Mapping[str, Any]) -> Channel:

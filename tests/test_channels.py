@@ -206,9 +206,81 @@ def test_capacity():
     ({"name": "rayleigh", "block_length": 0}, ["block_length"]),
     ({"name": "tdl-a", "csi": "mmse"}, ["'perfect'", "'ls'"]),
     ({"name": "tdl-a", "equalizer": "zf"}, ["'lmmse'", "'none'"]),
+    ({"name": "tdl-a", "fading": "block"}, ["'continuous'", "'per_slot'"]),
+    ({"name": "cdl-a", "ut_array": [1, 2]}, ["ut_array", "mapping"]),
+    ({"name": "cdl-b", "ut_array": {"polarization": "circular"}}, ["antenna array", "circular"]),
+    ({"name": "cdl-c", "direction": "up"}, ["'downlink'", "'uplink'"]),
+    ({"name": "cdl-d", "ut_array": {"num_rows_per_panel": 2}, "equalizer": "none"}, ["lmmse"]),
 ])
 def test_bad_channel_options(spec, words):
     with pytest.raises(ConfigError) as e:
         build_channel(spec)
     for w in words:
         assert w in str(e.value)
+
+
+CDL = ["cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e"]
+# The flat limit of CDL: a 1 ns delay spread and one omnidirectional antenna at each end make every
+# slot one complex gain, drawn independently per slot (per_slot, speed 0).
+CDL_FLAT = {"delay_spread": 1e-9, "speed": 0.0, "fading": "per_slot", "fft_size": 16,
+            "num_ofdm_symbols": 2, "pilot_ofdm_symbol_indices": [0], "cyclic_prefix_length": 0}
+
+
+@pytest.mark.parametrize("name", CDL)
+def test_cdl_measured_snr_and_unit_gain(name, device):
+    """8,000 independent slots, half at -5 dB and half at 15 dB: E|h|^2 = 1 within 0.035 (three
+    standard errors), and the SNR measured from the noise y - h x within 0.1 dB of the request."""
+    seed_everything(11)
+    ch = build_channel({"name": name, **CDL_FLAT, "equalizer": "none"})
+    snr = torch.tensor([-5.0, 15.0]).repeat_interleave(4000)
+    x = _qpsk(8000, 16)
+    y, info = ch(x, snr.to(device))
+    assert info.overhead == 16
+    assert torch.allclose(info.no.cpu(), (10 ** (-snr / 10)).unsqueeze(-1).expand(-1, 16))
+    hx = info.h * x
+    gain = info.h.abs().square().mean().item()
+    assert gain == pytest.approx(1.0, abs=0.035), gain
+    noise = (y - hx).abs().square().reshape(2, -1).mean(1).cpu()
+    measured = 10 * torch.log10(1 / noise)  # signal power E|h x|^2 = 1, checked above
+    assert torch.allclose(measured, torch.tensor([-5.0, 15.0]), atol=0.1), measured
+
+
+@pytest.mark.parametrize("name, k_db", [("cdl-a", None), ("cdl-b", None), ("cdl-c", None),
+                                        ("cdl-d", 8.98), ("cdl-e", 9.27)])
+def test_cdl_flat_limit_ber_matches_rayleigh_and_rician(name, k_db, device):
+    """Uncoded QPSK, perfect CSI, LMMSE, 10 dB: Rayleigh for the NLOS profiles, Rician for the LOS
+    ones. The Rician K is the specular power over the total NLOS power of the TR 38.901 table
+    (CDL-D 8.98 dB, CDL-E 9.27 dB), not the nominal 13.3 and 22 dB, which count only the first
+    NLOS cluster. 4,000 slots of 32 bits give standard errors of 3 % (Rayleigh) and 5 % (Rician);
+    nominal K values would be 65 % and 85 % off."""
+    from semsim.ber import ber_qpsk_rayleigh, ber_qpsk_rician
+
+    seed_everything(5)
+    ch = build_channel({"name": name, **CDL_FLAT})
+    if k_db is not None:
+        assert 10 * math.log10(float(ch._model._k_factor)) == pytest.approx(k_db, abs=0.01)
+    bits = torch.randint(0, 2, (4000, 16, 2))
+    x = ((1 - 2 * bits[..., 0]) + 1j * (1 - 2 * bits[..., 1])).to(torch.complex64) / math.sqrt(2)
+    y, info = ch(x.to(device), 10.0)
+    errors = ((y.real.cpu() < 0) != (bits[..., 0] == 1)).float().mean() + \
+        ((y.imag.cpu() < 0) != (bits[..., 1] == 1)).float().mean()
+    ber = errors.item() / 2
+    want = ber_qpsk_rayleigh(10.0) if k_db is None else ber_qpsk_rician(10.0, k_db)
+    assert ber == pytest.approx(want, rel=0.15), (ber, want)
+
+
+def test_cdl_receive_array():
+    """Two receive antennas (two V elements half a wavelength apart at the UT) combine in the LMMSE
+    equaliser: the reported gain is the combined one (E|h|^2 = 2) and the error drops; a transmit
+    array is refused."""
+    seed_everything(2)
+    x = _qpsk(500, 16)
+    out = {}
+    for cols in (1, 2):
+        ch = build_channel({"name": "cdl-a", **CDL_FLAT, "ut_array": {"num_cols_per_panel": cols}})
+        y, info = ch(x, 5.0)
+        out[cols] = ((y - x).abs().square().mean().item(), info.h.abs().square().mean().item())
+    assert out[1][1] == pytest.approx(1.0, abs=0.15) and out[2][1] == pytest.approx(2.0, abs=0.3)
+    assert out[2][0] < 0.6 * out[1][0], out
+    with pytest.raises(ConfigError, match="one antenna"):
+        build_channel({"name": "cdl-a", "bs_array": {"num_cols_per_panel": 2}})
