@@ -268,6 +268,41 @@ TDL_MODELS = ("A", "B", "C", "D", "E")
 CSI_MODES = ("perfect", "ls")
 OFDM_EQUALIZERS = ("lmmse", "none")
 FADING_MODES = ("continuous", "per_slot")
+LS_INTERPOLATIONS = ("lin", "nn")
+#: Maximum transmission bandwidth configuration N_RB, FR1, TS 38.101-1 Table 5.3.2-1:
+#: {subcarrier spacing (Hz): {channel bandwidth (MHz): resource blocks}}.
+NR_FR1_MAX_RB = {
+    15e3: {5: 25, 10: 52, 15: 79, 20: 106, 25: 133, 30: 160, 35: 188, 40: 216, 45: 242, 50: 270},
+    30e3: {5: 11, 10: 24, 15: 38, 20: 51, 25: 65, 30: 78, 35: 92, 40: 106, 45: 119, 50: 133, 60: 162,
+           70: 189, 80: 217, 90: 245, 100: 273},
+    60e3: {10: 11, 15: 18, 20: 24, 25: 31, 30: 38, 35: 44, 40: 51, 45: 58, 50: 65, 60: 79, 70: 93,
+           80: 107, 90: 121, 100: 135},
+}
+#: Default numerology: a 20 MHz FR1 carrier at 30 kHz (51 RB, 612 subcarriers, FFT 1024).
+DEFAULT_BANDWIDTH = 20e6
+
+
+def nr_grid(bandwidth: float, subcarrier_spacing: float) -> tuple[int, int, tuple[int, int]]:
+    """5G NR FR1 grid of a channel bandwidth (Hz) at a subcarrier spacing (Hz).
+
+    :returns: ``(num_rb, fft_size, guards)``: resource blocks from TS 38.101-1 Table 5.3.2-1, the
+        smallest power-of-two FFT holding their ``12 num_rb`` subcarriers, and the unused
+        subcarriers (guard bands) below and above them.
+    """
+    if not isinstance(bandwidth, (int, float)) or not isinstance(subcarrier_spacing, (int, float)):
+        raise ConfigError(f"bandwidth and subcarrier_spacing must be numbers (Hz), got {bandwidth!r}, {subcarrier_spacing!r}")
+    table = NR_FR1_MAX_RB.get(float(subcarrier_spacing))
+    if table is None:
+        raise ConfigError(f"bandwidth needs an NR FR1 subcarrier_spacing; valid choices: "
+                          f"{choices([f'{k:g}' for k in NR_FR1_MAX_RB])}")
+    mhz = float(bandwidth) / 1e6
+    if mhz not in table:
+        raise ConfigError(f"bandwidth {bandwidth!r} Hz is not an NR FR1 channel bandwidth at "
+                          f"{subcarrier_spacing:g} Hz; valid choices (MHz): {choices([str(k) for k in table])}")
+    num_rb = table[mhz]
+    fft_size = 1 << math.ceil(math.log2(12 * num_rb))
+    unused = fft_size - 12 * num_rb
+    return num_rb, fft_size, (unused // 2, unused - unused // 2)
 
 
 class OFDM3GPPChannel(Channel):
@@ -294,13 +329,20 @@ class OFDM3GPPChannel(Channel):
     :param carrier_frequency: Hz (default 3.5 GHz).
     :param speed: UT speed in m/s (default 3).
     :param fading: ``"continuous"`` (default) or ``"per_slot"``.
-    :param fft_size: subcarriers per OFDM symbol (default 128).
+    :param bandwidth: NR FR1 channel bandwidth in Hz (default 20 MHz when ``fft_size`` is not
+        given): the resource blocks come from TS 38.101-1 Table 5.3.2-1 (:func:`nr_grid`), the FFT
+        is the smallest power of two holding them, the rest are guard bands.
+    :param fft_size: subcarriers per OFDM symbol, all of them used (the explicit alternative to
+        ``bandwidth``).
     :param subcarrier_spacing: Hz (default 30 kHz).
     :param num_ofdm_symbols: OFDM symbols per slot (default 14).
-    :param cyclic_prefix_length: samples per OFDM symbol (default 9, about 7 % as in 5G NR).
+    :param cyclic_prefix_length: samples per OFDM symbol (default: NR's normal cyclic prefix,
+        144/2048 of the FFT size: 72 at 1024, 9 at 128).
     :param pilot_ofdm_symbol_indices: OFDM symbols carrying pilots (default ``[2, 11]``).
-    :param csi: ``"perfect"`` or ``"ls"`` (least-squares on the pilots, nearest-neighbour
-        interpolation).
+    :param csi: ``"perfect"`` or ``"ls"`` (least-squares on the pilots).
+    :param ls_interpolation: ``"lin"`` (default; Sionna's linear interpolation across the pilots
+        in frequency and time, which follows a channel that evolves within the slot) or ``"nn"``
+        (nearest pilot).
     :param equalizer: ``"lmmse"`` (Sionna's ``LMMSEEqualizer``) or ``"none"`` (raw received data
         elements, with the CSI in :attr:`ChannelInfo.h`).
     :param normalize_channel: scale each slot's channel to unit energy (default ``False``).
@@ -309,12 +351,25 @@ class OFDM3GPPChannel(Channel):
     family = "ofdm"
 
     def __init__(self, model: str = "A", delay_spread: float = 100e-9, carrier_frequency: float = 3.5e9,
-                 speed: float = 3.0, fading: str = "continuous", fft_size: int = 128,
-                 subcarrier_spacing: float = 30e3, num_ofdm_symbols: int = 14, cyclic_prefix_length: int = 9,
+                 speed: float = 3.0, fading: str = "continuous", bandwidth: float | None = None,
+                 fft_size: int | None = None, subcarrier_spacing: float = 30e3, num_ofdm_symbols: int = 14,
+                 cyclic_prefix_length: int | None = None,
                  pilot_ofdm_symbol_indices: tuple[int, ...] | list[int] = (2, 11),
-                 csi: str = "perfect", equalizer: str = "lmmse", normalize_channel: bool = False):
+                 csi: str = "perfect", ls_interpolation: str = "lin", equalizer: str = "lmmse",
+                 normalize_channel: bool = False):
         super().__init__()
         fam = self.family
+        if ls_interpolation not in LS_INTERPOLATIONS:
+            raise ConfigError(f"{fam}: unknown ls_interpolation {ls_interpolation!r}; valid choices: "
+                              f"{choices(LS_INTERPOLATIONS)}")
+        if fft_size is not None and bandwidth is not None:
+            raise ConfigError(f"{fam}: give bandwidth (an NR grid) or fft_size (every subcarrier used), not both")
+        num_rb, guards = None, (0, 0)
+        if fft_size is None:
+            bandwidth = DEFAULT_BANDWIDTH if bandwidth is None else bandwidth
+            num_rb, fft_size, guards = nr_grid(bandwidth, subcarrier_spacing)
+        if cyclic_prefix_length is None and isinstance(fft_size, int):
+            cyclic_prefix_length = fft_size * 144 // 2048
         if not isinstance(normalize_channel, bool):
             raise ConfigError(f"{fam}: normalize_channel must be true or false, got {normalize_channel!r}")
         if model not in TDL_MODELS:
@@ -339,27 +394,31 @@ class OFDM3GPPChannel(Channel):
                 raise ConfigError(f"{fam}: {key} must be a non-negative number, got {val!r}")
         self.name = f"{fam}-{model.lower()}"
         self.model, self.csi, self.equalizer, self.fading = model, csi, equalizer, fading
+        self.ls_interpolation = ls_interpolation
         self.params = dict(delay_spread=float(delay_spread), carrier_frequency=float(carrier_frequency),
-                           speed=float(speed), fft_size=fft_size, subcarrier_spacing=float(subcarrier_spacing),
+                           speed=float(speed), bandwidth=None if bandwidth is None else float(bandwidth),
+                           num_rb=num_rb, fft_size=fft_size, subcarrier_spacing=float(subcarrier_spacing),
                            num_ofdm_symbols=num_ofdm_symbols, cyclic_prefix_length=cyclic_prefix_length,
                            pilot_ofdm_symbol_indices=pilots, normalize_channel=normalize_channel)
 
         from sionna.phy.channel import ApplyOFDMChannel, subcarrier_frequencies
         from sionna.phy.mimo import StreamManagement
-        from sionna.phy.ofdm import (LMMSEEqualizer, LSChannelEstimator, ResourceGrid,
-                                     ResourceGridDemapper, ResourceGridMapper)
+        from sionna.phy.ofdm import (LMMSEEqualizer, LSChannelEstimator, RemoveNulledSubcarriers,
+                                     ResourceGrid, ResourceGridDemapper, ResourceGridMapper)
 
         self.rg = ResourceGrid(num_ofdm_symbols=num_ofdm_symbols, fft_size=fft_size,
                                subcarrier_spacing=float(subcarrier_spacing), num_tx=1,
                                num_streams_per_tx=1, cyclic_prefix_length=cyclic_prefix_length,
-                               pilot_pattern="kronecker", pilot_ofdm_symbol_indices=pilots)
+                               num_guard_carriers=guards, pilot_pattern="kronecker",
+                               pilot_ofdm_symbol_indices=pilots)
         sm = StreamManagement(np.ones([1, 1], dtype=int), 1)
         self._model = self._make_model()
         self._frequencies = subcarrier_frequencies(fft_size, float(subcarrier_spacing))
         self._apply_ofdm = ApplyOFDMChannel()
         self._rg_map = ResourceGridMapper(self.rg)
         self._rg_demap = ResourceGridDemapper(self.rg, sm)
-        self._ls = LSChannelEstimator(self.rg, interpolation_type="nn")
+        self._remove_nulled = RemoveNulledSubcarriers(self.rg)
+        self._ls = LSChannelEstimator(self.rg, interpolation_type=ls_interpolation)
         self._lmmse = LMMSEEqualizer(self.rg, sm)
 
     def _make_model(self):
@@ -371,11 +430,14 @@ class OFDM3GPPChannel(Channel):
         return int(self.rg.num_data_symbols)
 
     def overhead(self, num_symbols):
+        """Resource elements of the occupied band (guard bands excluded) and its share of the cyclic
+        prefix, per image, less the data symbols."""
         p = self.params
         slots = -(-num_symbols // self.data_per_slot)
-        grid = p["num_ofdm_symbols"] * p["fft_size"]
-        cp = p["num_ofdm_symbols"] * p["cyclic_prefix_length"]
-        return slots * (grid + cp) - num_symbols
+        used = int(self.rg.num_effective_subcarriers)
+        grid = slots * p["num_ofdm_symbols"] * used
+        cp = slots * p["num_ofdm_symbols"] * p["cyclic_prefix_length"] * used / p["fft_size"]
+        return grid + round(cp) - num_symbols
 
     def generate(self, batch_size: int, num_slots: int) -> torch.Tensor:
         """Channel frequency responses of ``num_slots`` slots for each of ``batch_size`` images.
@@ -404,7 +466,11 @@ class OFDM3GPPChannel(Channel):
         return h
 
     def _data_elements(self, grid: torch.Tensor) -> torch.Tensor:
-        """``[S, 1, 1, T, F]`` grid → ``[S, D]`` data elements."""
+        """``[S, 1, 1, T, F]`` grid (``F``: all ``fft_size`` subcarriers, or only the effective
+        ones, as Sionna's estimators return) → ``[S, D]`` data elements."""
+        if grid.shape[-1] != self.params["fft_size"]:
+            ind = torch.as_tensor(self.rg.effective_subcarrier_ind, device=grid.device)
+            grid = grid.new_zeros(*grid.shape[:-1], self.params["fft_size"]).index_copy(-1, ind, grid)
         return self._rg_demap(grid).reshape(grid.shape[0], -1)
 
     def propagate(self, x, no, snr_db):
@@ -416,8 +482,8 @@ class OFDM3GPPChannel(Channel):
         h_freq = self.generate(b, slots).to(x.device)
         y_grid = self._apply_ofdm(self._rg_map(data), h_freq, no_slot)
         # h_freq: [S, 1, 1, 1, 1, T, F] (rx, rx_ant, tx, tx_ant)
-        if self.csi == "perfect":
-            h_hat, err_var = h_freq, torch.zeros((), device=x.device)
+        if self.csi == "perfect":  # the equaliser takes the effective subcarriers, as LS returns them
+            h_hat, err_var = self._remove_nulled(h_freq), torch.zeros((), device=x.device)
         else:
             h_hat, err_var = self._ls(y_grid, no_slot)
 
@@ -450,8 +516,8 @@ class OFDM3GPPChannel(Channel):
             sionna_config.torch_rng().set_state(state)
 
     def describe(self):
-        return {"name": self.name, "fading": self.fading, "csi": self.csi, "equalizer": self.equalizer,
-                **self.params}
+        return {"name": self.name, "fading": self.fading, "csi": self.csi,
+                "ls_interpolation": self.ls_interpolation, "equalizer": self.equalizer, **self.params}
 
 
 class TDLOFDMChannel(OFDM3GPPChannel):

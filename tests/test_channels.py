@@ -284,3 +284,59 @@ def test_cdl_receive_array():
     assert out[2][0] < 0.6 * out[1][0], out
     with pytest.raises(ConfigError, match="one antenna"):
         build_channel({"name": "cdl-a", "bs_array": {"num_cols_per_panel": 2}})
+
+
+@pytest.mark.parametrize("bandwidth, scs, num_rb, fft, guards", [
+    (20e6, 30e3, 51, 1024, (206, 206)),
+    (100e6, 30e3, 273, 4096, (410, 410)),
+    (5e6, 15e3, 25, 512, (106, 106)),
+    (40e6, 60e3, 51, 1024, (206, 206)),
+])
+def test_nr_grid_from_ts_38_101_1(bandwidth, scs, num_rb, fft, guards):
+    from semsim.channels import nr_grid
+
+    assert nr_grid(bandwidth, scs) == (num_rb, fft, guards)
+
+
+def test_default_grid_is_20_mhz_nr_carrier():
+    ch = build_channel("tdl-a")
+    d = ch.describe()
+    assert (d["bandwidth"], d["num_rb"], d["fft_size"], d["cyclic_prefix_length"]) == (20e6, 51, 1024, 72)
+    assert ch.data_per_slot == 12 * 612  # 14 OFDM symbols, 2 of them pilots, 612 used subcarriers
+    n = 2 * ch.data_per_slot - 100
+    # the used band (guard bands excluded) and its share of the cyclic prefix
+    assert ch.overhead(n) == 2 * 14 * 612 + round(2 * 14 * 72 * 612 / 1024) - n
+    x = _qpsk(1, n)
+    y, info = ch(x, 50.0)  # guard bands carry nothing; the data come back
+    assert info.overhead == ch.overhead(n) and (y - x).abs().square().median() < 1e-3
+    # the explicit grid is still accepted, every subcarrier used
+    ch = build_channel({"name": "cdl-b", "fft_size": 128})
+    assert ch.describe()["cyclic_prefix_length"] == 9 and ch.data_per_slot == 12 * 128
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"name": "tdl-a", "bandwidth": 7e6}, ["7000000", "'5'", "'100'"]),
+    ({"name": "tdl-a", "bandwidth": 20e6, "subcarrier_spacing": 120e3}, ["subcarrier_spacing", "'30000'"]),
+    ({"name": "cdl-a", "bandwidth": 20e6, "fft_size": 128}, ["bandwidth", "fft_size"]),
+    ({"name": "tdl-a", "ls_interpolation": "cubic"}, ["'lin'", "'nn'"]),
+])
+def test_bad_grid_options(spec, words):
+    with pytest.raises(ConfigError) as e:
+        build_channel(spec)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_ls_linear_interpolation_tracks_a_moving_channel():
+    """At 100 m/s (f_D = 1.2 kHz) the channel turns within a slot: linear interpolation between
+    the pilot symbols 2 and 11 estimates it far better than the nearest pilot."""
+    base = {"name": "tdl-a", "fft_size": 64, "speed": 100.0, "equalizer": "none"}
+    x = _qpsk(4, 6000)
+    mse = {}
+    seed_everything(4)
+    _, perfect = build_channel(base)(x, 30.0)
+    for interp in ("lin", "nn"):
+        seed_everything(4)  # the same channel draw
+        _, info = build_channel({**base, "csi": "ls", "ls_interpolation": interp})(x, 30.0)
+        mse[interp] = (info.h - perfect.h).abs().square().mean().item()
+    assert mse["lin"] < 0.5 * mse["nn"], mse
