@@ -550,7 +550,9 @@ class CDLOFDMChannel(OFDM3GPPChannel):
 
     Options as :class:`OFDM3GPPChannel`, plus the antenna arrays. Both ends default to one
     vertically polarised omnidirectional element, so CDL-A/B/C (NLOS) fade like Rayleigh and
-    CDL-D/E (LOS, K = 13.3 and 22 dB) like Rician in the limit of a tiny delay spread. The
+    CDL-D/E (LOS) like Rician in the limit of a tiny delay spread, with K = 8.98 and 9.27 dB: the
+    specular path over all NLOS clusters of TR 38.901 Tables 7.7.1-4/5 (the tables' nominal 13.3 and
+    22 dB count only the first NLOS cluster). The
     transmitter must have a single antenna (no precoding); a receiver with several antennas
     combines them in the LMMSE equaliser, and :attr:`ChannelInfo.h` then holds the combined gain
     ``sqrt(sum_r |h_r|^2)``.
@@ -589,9 +591,8 @@ class CDLOFDMChannel(OFDM3GPPChannel):
 
         p = self.params
         try:
-            ut, bs = (PanelArray(carrier_frequency=p["carrier_frequency"], **self.arrays[k])
-                      for k in ("ut_array", "bs_array"))
-            ut, bs = list((ut, bs))
+            ut, bs = [PanelArray(carrier_frequency=p["carrier_frequency"], **self.arrays[k])
+                      for k in ("ut_array", "bs_array")]
         except (TypeError, ValueError) as e:
             raise ConfigError(f"cdl: bad antenna array options {self.arrays}: {e}") from e
         return CDL(self.model, delay_spread=p["delay_spread"], carrier_frequency=p["carrier_frequency"],
