@@ -155,8 +155,9 @@ def test_tdl_time_correlation_follows_jakes(fading):
     """Continuous fading: E[h(t) h*(t+dt)] / E|h|^2 = J0(2 pi f_D dt) across slot boundaries.
 
     30 m/s at 3.5 GHz gives f_D = 350 Hz; lags of one and one and a half slots (14 and 21 OFDM
-    symbols of 35.4 us) give J0 = 0.72 and 0.44. 400 images of 3 slots measure it to about 0.01
-    (Sionna's sum of sinusoids adds about as much); independent slots give 0 at lag 14.
+    symbols of 35.4 us) give J0 = 0.72 and 0.44. 2,000 images of 3 slots measure it to about 0.01
+    (seeds 0-4: within 0.011, Sionna's finite sum of sinusoids included), so 0.04 is about four
+    standard errors; a 20 % speed error moves J0 at lag 21 by 0.2. Independent slots give 0.
     """
     from scipy.special import j0
 
@@ -164,7 +165,7 @@ def test_tdl_time_correlation_follows_jakes(fading):
     speed, fc = 30.0, 3.5e9
     ch = build_channel({"name": "tdl-a", "speed": speed, "carrier_frequency": fc, "fading": fading,
                         "fft_size": 16, "cyclic_prefix_length": 1, "delay_spread": 30e-9})
-    b, slots, t = 400, 3, 14
+    b, slots, t = 2000, 3, 14
     h = ch.generate(b, slots).reshape(b, slots * t, 16)
     power = h.abs().square().mean()
     assert power.item() == pytest.approx(1.0, abs=0.1)
@@ -174,7 +175,7 @@ def test_tdl_time_correlation_follows_jakes(fading):
         want = j0(2 * math.pi * f_d * lag * ch.rg.ofdm_symbol_duration)
         assert 0.2 < want < 0.8
         if fading == "continuous":
-            assert corr == pytest.approx(want, abs=0.05), (lag, corr, want)
+            assert corr == pytest.approx(want, abs=0.04), (lag, corr, want)
         else:
             assert abs(corr) < 0.05, (lag, corr)
 
