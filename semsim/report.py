@@ -491,9 +491,11 @@ Why, as far as these runs can tell:
 - **Digital separation wins where it works.** Above its threshold SNR on AWGN, JPEG+LDPC+16QAM
   delivers an exact JPEG and beats the short-trained JSCC codecs by several dB; below it, it
   delivers nothing (the cliff). On Rayleigh block fading the cliff moves with each block's fade.
-  Over TDL-A an image spans dozens of OFDM slots that fade independently, and one failed codeword
-  spoils the JPEG, so at these SNRs nearly every image fails, while every JSCC codec degrades
-  gracefully.
+  Over TDL-A an image spans many OFDM slots and one failed codeword spoils the JPEG; with the
+  old per-slot model (every slot an independent draw) nearly every image failed at these SNRs,
+  while every JSCC codec degraded gracefully. The default is now one channel per image that
+  evolves over its slots (`fading: continuous`), so failures cluster in fades and more images
+  arrive whole; `fading: per_slot` keeps the old model.
 - **Train SNR ≠ test SNR** (CPU recipe, 800 steps of batch 8; Deep JSCC has no SNR input): the
   model trained at a fixed 10 dB is better than the one trained over 0–20 dB at every test SNR at
   this training length, most below its training SNR, and it does not gain from SNRs above it: a
