@@ -15,7 +15,8 @@ path; ``auto`` leaves torch's default for ``raw`` and ``full`` and lets semsim's
 :class:`~semsim.digital.ThreadTuner` choose for ``early``. The SNRs are 10 dB and the MCS's
 waterfall (:data:`WATERFALL_DB`, Es/N0 where the BLER at n = 1944 is about 10 %). Times are the
 median (and minimum) of ``--repeats`` timed runs after ``--warmup`` untimed ones, the three paths
-taking turns; ``iter`` is the
+taking turns; codewords per CPU-second (this process's CPU time over all its threads) are steadier
+than wall-clock figures on a shared machine; ``iter`` is the
 mean number of BP iterations per codeword of the early path, ``bler`` its block error rate (the
 paths decide identically; ``mismatch`` counts codewords where ``early`` and ``raw`` differ on the
 same LLRs).
@@ -49,21 +50,24 @@ def _sync(device: str) -> None:
 
 
 def _seconds(fns: dict[str, Callable[[], object]], device: str, warmup: int, repeats: int
-             ) -> dict[str, tuple[float, float]]:
-    """(median, minimum) wall seconds of each function, taking turns (A B C A B C …) so that a
-    shared machine's changing load hits every path alike."""
+             ) -> dict[str, tuple[float, float, float]]:
+    """(median, minimum) wall seconds and median CPU seconds (all threads of this process) of each
+    function, taking turns (A B C A B C …) so that a shared machine's changing load hits every
+    path alike."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             _sync(device)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (statistics.median(t), min(t), statistics.median(cpu[name])) for name, t in times.items()}
 
 
 def bench_one(mcs_name: str, device: str, snr_db: float, threads: str, batch: int, codeword_length: int,
@@ -128,6 +132,7 @@ def bench_one(mcs_name: str, device: str, snr_db: float, threads: str, batch: in
             "raw_cw_s": batch / t_raw[0], "full_cw_s": batch / t_full[0], "early_cw_s": batch / t_early[0],
             "raw_cw_s_best": batch / t_raw[1], "full_cw_s_best": batch / t_full[1],
             "early_cw_s_best": batch / t_early[1],
+            "raw_cw_cpu_s": batch / t_raw[2], "full_cw_cpu_s": batch / t_full[2], "early_cw_cpu_s": batch / t_early[2],
             "speedup": t_raw[0] / t_early[0], "iterations": iterations, "bler": bler, "mismatch": mismatch}
 
 
@@ -154,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     snrs = args.snr_db or ["10", "waterfall"]
     rows = []
     header = (f"{'device':7} {'mcs':10} {'snr':>5} {'threads':>7} {'raw cw/s':>9} {'full cw/s':>9} "
-              f"{'early cw/s':>10} {'speedup':>7} {'iter':>5} {'bler':>5} {'mismatch':>8}")
+              f"{'early cw/s':>10} {'speedup':>7} {'raw/CPU-s':>9} {'early/CPU-s':>11} {'iter':>5} {'bler':>5} "
+              f"{'mismatch':>8}")
     print(header)
     print("-" * len(header))
     for device in devices:
@@ -171,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else f"auto:{row['early_threads']}"
                     print(f"{device:7} {mcs:10} {snr_db:>5.2f} {chosen:>7} {row['raw_cw_s']:>9.1f} "
                           f"{row['full_cw_s']:>9.1f} {row['early_cw_s']:>10.1f} {row['speedup']:>6.1f}x "
-                          f"{row['iterations']:>5.1f} {row['bler']:>5.2f} {row['mismatch']:>8}", flush=True)
+                          f"{row['raw_cw_cpu_s']:>9.1f} {row['early_cw_cpu_s']:>11.1f} {row['iterations']:>5.1f} {row['bler']:>5.2f} {row['mismatch']:>8}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
