@@ -111,6 +111,9 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=64)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--lr", type=float, default=1e-3, help="the new recipe's peak learning rate")
+    p.add_argument("--method-lr", nargs="*", default=[], metavar="METHOD=LR",
+                   help="a method's own peak lr (from its --lr-sweep), e.g. deepjscc=2e-4")
+    p.add_argument("--ends", action="store_true", help="only the old recipe and the full new one")
     p.add_argument("--lr-sweep", nargs="*", type=float, default=None, metavar="LR",
                    help="instead of the ablation: the full new recipe at each of these peak lrs")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
@@ -122,8 +125,11 @@ def main() -> None:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
     results = []
+    own_lr = {k: float(v) for k, v in (item.split("=", 1) for item in args.method_lr)}
     for method in args.methods:
-        plan = arms(method, args.lr)
+        plan = arms(method, own_lr.get(method, args.lr))
+        if args.ends:
+            plan = [plan[0], ("new recipe", "every fix: " + ", ".join(a for a, _, _ in plan[1:]), plan[-1][2])]
         if args.lr_sweep is not None:
             full = plan[-1][2]
             plan = [(f"lr {lr:g}", "the full new recipe", _merge(full, {"optimizer": {"lr": lr}}))

@@ -3,7 +3,8 @@
 - transmission results: metric-vs-SNR curves (one panel per channel, one figure per dataset and
   budget and metric) and, when a scenario sweeps several budgets, metric-vs-CBR curves; one line
   per method and MCS, mean over images with a shaded 95 % confidence interval; digital methods
-  also get their best-MCS envelope (dashed).
+  also get their best-MCS envelope (dashed). Only the metrics a dataset's rows have are drawn,
+  with only the methods that have them: no mIoU for photos, no PSNR for segmentation scenes.
 - Kodak PSNR-vs-SNR plots overlay published reference curves (``$SEMSIM_SHARED/anchors``) as
   dashed grey lines labelled "published", where channel and CBR match.
 - BER results: log-scale BER and BLER against Es/N0 (or Eb/N0), with the closed forms for uncoded
@@ -110,6 +111,12 @@ def _line_label(method: str, mcs: str) -> str:
     return f"{method} (best MCS)" if mcs == ENVELOPE_MCS else f"{method} {mcs}"
 
 
+def _measured(agg: dict[tuple, tuple[float, float, int]]) -> dict[tuple, tuple[float, float, int]]:
+    """The groups that have the metric: a reconstruction dataset has no mIoU and a segmentation
+    method no PSNR, and a line of NaN would leave an empty panel with a full legend."""
+    return {k: v for k, v in agg.items() if v[2] > 0 and math.isfinite(v[0])}
+
+
 def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr",
                  anchors: str | Path | None = None) -> list[Path]:
     """Draw every plot for one results CSV; returns the files written (PNG and PDF).
@@ -136,7 +143,7 @@ def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str
 def plot_vs_snr(rows, out: Path, metric: str, anchors: list[dict[str, str]] = ()) -> list[Path]:
     plt = _plt()
     by = ("dataset", "budget", "channel", "method", "mcs", "snr_db")
-    agg = with_envelope(aggregate(rows, by, metric), by)
+    agg = with_envelope(_measured(aggregate(rows, by, metric)), by)
     paths = []
     for dataset, budget in sorted({k[:2] for k in agg}):
         channels = sorted({k[2] for k in agg if k[:2] == (dataset, budget)})
@@ -175,7 +182,7 @@ def plot_vs_snr(rows, out: Path, metric: str, anchors: list[dict[str, str]] = ()
 def plot_vs_cbr(rows, out: Path, metric: str) -> list[Path]:
     plt = _plt()
     by = ("dataset", "channel", "snr_db", "method", "mcs", "budget")
-    agg = with_envelope(aggregate(rows, by, metric), by)
+    agg = with_envelope(_measured(aggregate(rows, by, metric)), by)
     cbr_of = defaultdict(list)
     for r in rows:
         cbr_of[r["budget"]].append(num(r["cbr"]))

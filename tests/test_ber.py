@@ -9,8 +9,9 @@ import torch
 from scipy.stats import norm
 
 from semsim.ber import ber_qam_awgn, ber_qam_rayleigh, ber_qpsk_rayleigh, ber_qpsk_rician, simulate_ber
-from semsim.digital import (MCS, MCS_TABLE, MODULATIONS, DigitalLink, bits_to_bytes, bytes_to_bits,
-                            parse_mcs)
+from semsim.channels import build_channel
+from semsim.digital import (MCS, MCS_TABLE, MODULATIONS, DigitalLink, ThreadTuner, bits_to_bytes,
+                            bytes_to_bits, parse_mcs)
 from semsim.errors import ConfigError
 
 AWGN_SNRS_DB = (0.0, 3.0, 6.0, 9.0, 12.0)
@@ -80,6 +81,80 @@ def test_link_shapes_and_noiseless_roundtrip(device):
         assert x.device.type == torch.device(device).type
         out = link.decode(x, 1e-3)
         assert out.dtype == torch.float32 and torch.equal(out.cpu(), bits)
+
+
+# --- early termination ---------------------------------------------------------------------------
+@pytest.fixture
+def one_thread():
+    """Sionna's BP decoder on one torch thread: two are far slower on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("snr_db", (1.0, 2.0, 10.0))
+def test_early_stop_decides_as_full_decoding(snr_db, one_thread):
+    """QPSK-1/2, n = 1944 over AWGN: Es/N0 = 1 dB is the waterfall (BLER about 1/2), 2 dB just
+    above it (error-free, about 10 iterations), 10 dB far above (1-2 iterations). The early-stopped
+    decisions equal Sionna's decoder run for all 20 iterations on the same LLRs."""
+    from sionna.phy.fec.ldpc import LDPC5GDecoder
+
+    c = 48
+    link = DigitalLink("qpsk-1/2", decode_chunk=16, decode_threads=None)
+    full = LDPC5GDecoder(link.encoder, hard_out=True, num_iter=20)
+    bits = torch.randint(0, 2, (c, link.k)).float()
+    y, info = build_channel("awgn")(link.encode(bits).reshape(3, -1), snr_db)
+    llr = link.llr(y.reshape(c, -1), info.no.reshape(c, -1))
+    with torch.no_grad():
+        early, reference = link.decode_llr(llr), full(llr)
+    assert torch.equal(early, reference)
+    bler = float((early != bits).any(dim=1).float().mean())
+    iterations = link.iterations_run / c
+    if snr_db == 1.0:
+        assert 0.1 < bler < 0.9 and 10 < iterations < 20, (bler, iterations)
+    elif snr_db == 2.0:
+        assert bler == 0.0 and 4 < iterations < 16, iterations
+    else:
+        assert bler == 0.0 and iterations <= 3, iterations
+
+
+def test_early_stop_runs_until_the_syndrome_holds(one_thread):
+    link = DigitalLink("16qam-1/2", decode_threads=None)
+    bits = torch.randint(0, 2, (4, link.k)).float()
+    assert torch.equal(link.decode(link.encode(bits), 1e-3), bits)
+    assert link.iterations_run == 4  # a clean codeword: one iteration each
+    noise = torch.randn(4, link.n)
+    link.decode_llr(noise)
+    assert link.iterations_run == 4 + 4 * 20  # never a codeword: every iteration
+    full = DigitalLink("16qam-1/2", early_stop=False, decode_threads=None)
+    assert torch.equal(full.decode_llr(noise), link.decode_llr(noise))
+    assert full.iterations_run == 4 * 20
+    assert link.decode_llr(noise.reshape(2, 2, -1)).shape == (2, 2, link.k)
+    with pytest.raises(ConfigError, match="check_every"):
+        DigitalLink("16qam-1/2", check_every=0)
+
+
+def test_thread_tuner_keeps_the_faster_count_and_probes_again():
+    def picks(timings, calls):
+        tuner = ThreadTuner((1, 2), probes=2, every=3)
+        out = []
+        for _ in range(calls):
+            out.append(tuner.pick())
+            tuner.record(out[-1], timings[out[-1]])
+        return out, tuner
+
+    # probe 1, 2, 1, 2; then the faster (2) for `every` calls; then probe again
+    seen, tuner = picks({1: 1.5, 2: 1.0}, 9)
+    assert seen == [1, 2, 1, 2, 2, 2, 2, 1, 2] and tuner.choice == 2
+    # more than twice as slow after one try: not tried again
+    seen, tuner = picks({1: 1.0, 2: 3.0}, 4)
+    assert seen == [1, 2, 1, 1] and tuner.choice == 1
+    before = torch.get_num_threads()
+    with tuner.threads() as run:
+        assert torch.get_num_threads() == tuner.pick()
+        run.work = 1
+    assert torch.get_num_threads() == before
 
 
 # --- Monte Carlo against theory -----------------------------------------------------------------

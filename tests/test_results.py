@@ -68,3 +68,55 @@ def test_published_curves_overlay_matching_kodak_panels(shared, tmp_path, monkey
     monkeypatch.setattr(plots, "_save", spy)
     files = plots.plot_results(path, tmp_path / "plots", anchors=shared / "anchors" / "kodak_awgn_cbr1-16.csv")
     assert files and "GenSC" in labels and "WITT (published)" in labels
+
+
+def test_no_plot_without_a_line(tmp_path, monkeypatch):
+    """Photos have PSNR and MS-SSIM, segmentation scenes mIoU: each figure shows only the metric
+    its dataset has, and each panel and legend only the methods that have it."""
+    import csv
+
+    from semsim import plots
+
+    path = tmp_path / "results.csv"
+    cols = ["dataset", "task", "method", "channel", "snr_db", "budget", "cbr", "mcs", "psnr", "ms_ssim", "miou"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for budget, cbr in (("cbr=1/16", 1 / 16), ("cbr=1/8", 1 / 8)):
+            for snr in (2, 8):
+                for method, mcs in (("GenSC", ""), ("JPEG+LDPC", "16qam-1/2")):
+                    w.writerow(dict(dataset="builtin", task="reconstruction", method=method, channel="awgn",
+                                    snr_db=snr, budget=budget, cbr=cbr, mcs=mcs, psnr=20 + snr, ms_ssim=0.9,
+                                    miou=""))
+                for method, mcs in (("GenSC segmentation", ""), ("JPEG+LDPC+FCN", "16qam-1/2")):
+                    w.writerow(dict(dataset="procedural", task="segmentation", method=method, channel="awgn",
+                                    snr_db=snr, budget=budget, cbr=cbr, mcs=mcs, psnr="", ms_ssim="",
+                                    miou=0.5))
+    figures = {}
+
+    def spy(fig, out, stem):
+        import numpy as np
+
+        figures[stem] = [[line.get_label() for line in ax.get_lines() if np.isfinite(line.get_ydata()).any()]
+                         for ax in fig.axes if ax.get_lines() or ax.get_legend_handles_labels()[1]]
+        figures[stem + " legend"] = [t.get_text() for ax in fig.axes if ax.get_legend()
+                                     for t in ax.get_legend().get_texts()]
+        plots._plt().close(fig)  # no files: drawing them is slow and not what is tested
+        return []
+
+    monkeypatch.setattr(plots, "_save", spy)
+    plots.plot_results(path, tmp_path / "plots", anchors=None)
+    stems = {s for s in figures if not s.endswith(" legend")}
+    assert stems == {"psnr_vs_snr_builtin_cbr_1_16", "psnr_vs_snr_builtin_cbr_1_8",
+                     "ms_ssim_vs_snr_builtin_cbr_1_16", "ms_ssim_vs_snr_builtin_cbr_1_8",
+                     "miou_vs_snr_procedural_cbr_1_16", "miou_vs_snr_procedural_cbr_1_8",
+                     "psnr_vs_cbr_builtin_awgn", "ms_ssim_vs_cbr_builtin_awgn", "miou_vs_cbr_procedural_awgn"}
+    for stem in stems:
+        assert figures[stem] and all(panel for panel in figures[stem]), stem  # a line in every panel
+        legend = set(figures[stem + " legend"])
+        drawn = {label for panel in figures[stem] for label in panel}
+        assert legend and legend <= drawn, (stem, legend, drawn)
+        wanted = "FCN" if "procedural" in stem else "JPEG+LDPC 16qam"
+        assert any(wanted in label for label in legend), (stem, legend)
+        unwanted = ("GenSC segmentation", "FCN") if "builtin" in stem else ("GenSC", "JPEG+LDPC 16qam")
+        assert not any(label in unwanted or label.startswith(unwanted[1]) for label in legend), (stem, legend)
