@@ -241,10 +241,13 @@ class Report:
         r0 = rows[0]
         self.lines += ["## Training recipe: ablation at equal images seen", "",
                        f"`python benchmarks/ablation.py --json {path}`: each arm trains the `small` preset from "
-                       f"scratch with seed 0 on the same {r0['images']:,d} random crops of BSDS500 train+val "
-                       f"({int(round((r0['pixels'] / r0['images']) ** 0.5))} px; GenSC also as many CamVid train "
-                       "crops), AWGN, CBR 1/16, SNR 0–20 dB; each arm adds one fix to the arm above it. Scores on "
-                       "BSDS500 test at full size (mean PSNR) and CamVid val (mIoU), after the last step.", "",
+                       f"scratch with seed 0 on the same random crops of BSDS500 train+val "
+                       f"({int(round((r0['pixels'] / r0['images']) ** 0.5))} px, batch 8; GenSC also as many "
+                       "CamVid train crops), AWGN, CBR 1/16, SNR 0–20 dB. In a ladder each arm adds one fix to the "
+                       "arm above it; `lr` rows are the full new recipe at another peak lr (`--lr-sweep`); "
+                       "`new recipe` rows (`--ends`) are every fix at the method's chosen lr. Scores after the "
+                       "last step on the first BSDS500 test photos at full size (mean PSNR) and CamVid val pairs "
+                       "(mIoU); arms of one length share seed, crops, SNR draws and validation noise.", "",
                        "| method | arm | what | crops | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |",
                        "|---|---|---|---|---|---|---|---|"]
         for r in rows:

@@ -30,6 +30,7 @@ Example::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -111,12 +112,27 @@ def save_weights(codec: torch.nn.Module, path: str | os.PathLike, meta: Mapping[
         t = t.detach()
         t = t.to("cpu", dtype=dtype, copy=True) if t.is_floating_point() else t.to("cpu", copy=True)
         tensors[key] = t.contiguous()
-    full = {**dict(meta), "config": codec.config(), "label": getattr(codec, "label", "")}
+    full = {**dict(meta), "config": codec.config(), "label": getattr(codec, "label", ""),
+            "tensors_sha256": tensors_sha256(tensors)}
     try:
         json.dumps(full)
     except TypeError as e:
         raise ConfigError(f"weights metadata must be plain JSON data: {e}") from None
     return _atomic_save(tensors, Path(path), full)
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state dict's tensors (sorted by name):
+    written into a weights file's metadata by :func:`save_weights` and checked by
+    :func:`load_weights`, so a file corrupted or edited after it was written is refused whatever
+    its name or path (safetensors itself keeps no checksum)."""
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        t = t.reshape(-1)
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -191,6 +207,10 @@ def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
         problems.append(f"shape mismatch for {_names(shapes)}")
     if problems:
         raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'label', 'the codec')}: " + "; ".join(problems))
+    expected = meta.get("tensors_sha256")
+    if expected is not None and tensors_sha256(tensors) != expected:
+        raise ConfigError(f"weights '{path}' are corrupt: their tensors do not match the checksum written with "
+                          f"them (tensors_sha256 {expected[:12]}…); retrain, or restore the file")
     codec.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own}, strict=True)
     digest = sha256(path)
     codec.train_channel = train_condition(meta) if getattr(codec, "channel_in_training", True) else ""
@@ -313,6 +333,12 @@ def resolve_weights(spec: str | os.PathLike, folder: str | os.PathLike | None = 
         path = expand_path(text)
         if not path.is_file():
             raise ConfigError(f"weights file {text!r} {'is a folder, not a file' if path.is_dir() else 'not found'}")
+        # a shipped file given by its path is checked against the manifest like one given by name
+        home = Path(folder or PRETRAINED_DIR)
+        for name, entry in manifest(home).items():
+            candidate = home / entry["file"]
+            if candidate.is_file() and path.resolve() == candidate.resolve():
+                return resolve_weights(name, home)
         return path
     shipped = manifest(folder)
     if text not in shipped:

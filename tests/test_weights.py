@@ -154,3 +154,34 @@ def test_shipped_weights_by_name_with_sha256_check(tmp_path):
         resolve_weights("lin-small", tmp_path)
     with pytest.raises(ConfigError, match="none yet|shipped"):
         resolve_weights("no-such-name")  # the package's own manifest
+
+
+def test_corrupt_tensors_are_refused_whatever_the_name(tmp_path):
+    """save_weights writes a checksum of the tensors; load_weights refuses a file whose bytes changed."""
+    from semsim.baselines.deepjscc import DeepJSCC
+
+    path = save_weights(DeepJSCC(Budget("cbr", 1 / 16), preset="paper"), tmp_path / "mine.safetensors", {})
+    load_weights(DeepJSCC(Budget("cbr", 1 / 16), preset="paper"), path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # inside the last tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="corrupt"):
+        load_weights(DeepJSCC(Budget("cbr", 1 / 16), preset="paper"), path)
+
+
+def test_shipped_file_given_by_path_is_checked_against_the_manifest(tmp_path):
+    import json
+    import shutil
+
+    from semsim.weights import PRETRAINED_DIR, manifest, resolve_weights
+
+    entry = manifest()["deepjscc-small"]
+    shutil.copy(PRETRAINED_DIR / entry["file"], tmp_path / entry["file"])
+    (tmp_path / "manifest.json").write_text(json.dumps({"weights": {"deepjscc-small": entry}}))
+    path = tmp_path / entry["file"]
+    assert resolve_weights(str(path), tmp_path) == path
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="differs from the manifest"):
+        resolve_weights(str(path), tmp_path)
