@@ -110,7 +110,7 @@ class TaskKB:
       margin, above it, of a request routed to its own task. No calibration request is thus
       answered wrongly with confidence. With the shipped memory every calibration request is
       routed right, the smallest margin is 0.122 ("produce a label map for the photo") and the
-      margin is 0.061; the paraphrases that went wrong in issue 12 scored within 0.01.
+      margin is 0.061; the misrouted paraphrase reported in issue 12 scored within 0.01.
 
     :param memory: path of the YAML memory (tasks, out-of-scope exemplars, calibration set).
     :param threshold: minimum cosine similarity to accept a request; ``None`` (default) fits it.
