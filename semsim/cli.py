@@ -76,8 +76,9 @@ def _parser() -> argparse.ArgumentParser:
                                         "or a class overlay, print channel uses, CBR and PSNR / mIoU")
     x.add_argument("image", help="an image file (PNG, JPEG, …)")
     x.add_argument("--task", default=None, metavar="REQUEST",
-                   help='free-text request resolved by the task KB, e.g. "label every pixel" '
-                        "(default: the method's task)")
+                   help='a task name (reconstruction, segmentation) or a free-text request resolved by the '
+                        'task KB, e.g. "label every pixel"; an ambiguous request is refused (default: the '
+                        "method's task)")
     x.add_argument("--channel", default="awgn",
                    help='registered channel name, or inline YAML like "{name: rayleigh, block_length: 64}"')
     x.add_argument("--snr", type=float, default=10.0, metavar="DB", help="average Es/N0 in dB (default 10)")

@@ -62,16 +62,19 @@ def default_weights(method: str, preset: str | None) -> Path | None:
     return None
 
 
-def resolve_task(request: str):
+def resolve_task(request: str, force: str = 'task="{task}"'):
     """Map a free-text request to a task with the task KB (Sentence-BERT, loaded once per process).
 
+    :param force: how to name a task instead, for the message of an ambiguous request.
     :returns: a :class:`~semsim.semantic.task_kb.TaskMatch`: ``task``, its ``score`` and every
         task's cosine similarity ``scores``.
     :raises TaskError: the request matches no known task (the message lists them).
+    :raises AmbiguousTaskError: a :class:`~semsim.errors.ConfigError` too: the best two tasks score
+        within the KB's margin; the message names both with their scores and how to force one.
     """
     from .semantic.system import task_kb
 
-    return task_kb().resolve(request)
+    return task_kb().resolve(request, force)
 
 
 def method_tasks(method: str) -> tuple[Task, ...]:
@@ -302,7 +305,7 @@ def _task(method: str, request: str | None, task: str | None) -> tuple[Task, dic
         raise ConfigError("give either a request (free text) or a task, not both")
     serves, scores = method_tasks(method), {}
     if request is not None:
-        match = resolve_task(request)
+        match = resolve_task(request, force="--task {task}")
         resolved, scores = Task(match.task), dict(match.scores)
     elif task is not None:
         valid = [t.value for t in Task]
@@ -348,7 +351,9 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
 
     :param image: an image file, or a ``[3, H, W]`` float tensor in [0, 1].
     :param request: free text for the task KB ("label every pixel"); the method must serve the task
-        it resolves to. Without it (and without ``task``) the method's own task is used.
+        it resolves to. A task's exact name ("segmentation") is taken as ``task``. Without it (and
+        without ``task``) the method's own task is used. A request the KB cannot tell apart (best two
+        tasks within its margin) is refused, naming both tasks.
     :param channel: a registered channel name, a mapping ``{"name": ..., **options}`` or that
         mapping as inline YAML.
     :param snr_db: average Es/N0 in dB, within :data:`~semsim.channels.SNR_RANGE_DB`.
@@ -390,6 +395,8 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     img = _image(image)
     h, w = img.shape[-2:]
     truth, label_name = (None, "") if label is None else _label(label, (h, w))
+    if task is None and isinstance(request, str) and request.strip().lower() in {t.value for t in Task}:
+        request, task = None, request.strip().lower()  # a task's own name needs no KB and cannot be ambiguous
     resolved, scores = _task(method, request, task)
 
     spec = _codec_spec(method, resolved, preset, weights, mcs, sampling_steps)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import doctest
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from semsim.transmit import CAMVID_PALETTE, default_weights, palette
 H, W = 64, 96
 SEGMENT = "label every pixel by object class"
 RECONSTRUCT = "send me the photo as it is"
+AMBIGUOUS = "work on the image"  # the task KB scores both tasks within its margin
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +131,7 @@ def test_shipped_weights_hook(files, tmp_path, monkeypatch):
     (["corrupt.png"], "cannot read image"),
     (["missing.png"], "cannot read image"),
     (["photo.png", "--task", "transcribe this audio"], "matches no known task"),
+    (["photo.png", "--task", AMBIGUOUS], "is ambiguous: "),
     (["photo.png", "--snr", "75"], "outside the valid range"),
     (["photo.png", "--channel", "foo"], "unknown channel 'foo'; valid choices: 'awgn'"),
     (["photo.png", "--method", "foo"], "unknown codec 'foo'; valid choices:"),
@@ -146,6 +149,20 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, capsys, args, needle):
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("semsim: error: ") and needle in err, err
     assert not out_png.exists()
+
+
+def test_ambiguous_request_is_a_question_and_a_task_name_answers_it(files, tmp_path, capsys):
+    """Within the margin the CLI names both tasks with their scores and how to force one; a task's own
+    name (any case) skips the KB."""
+    code, out, err = _cli(capsys, files / "scene.png", "--task", AMBIGUOUS, "--out", tmp_path / "x.png")
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("semsim: error: "), err
+    assert f"request {AMBIGUOUS!r} is ambiguous: " in err
+    for task in ("reconstruction", "segmentation"):
+        assert re.search(rf"{task} 0\.\d{{3}}", err) and f"'--task {task}'" in err, err
+    assert not (tmp_path / "x.png").exists()
+    code, out, err = _cli(capsys, files / "scene.png", "--task", "Segmentation", "--out", tmp_path / "seg.png")
+    assert code == 0, err
+    assert "task: segmentation (given)" in out and (tmp_path / "seg.png").exists()
 
 
 @pytest.mark.parametrize("name", ["out.gif", "out", "out.PNG.txt"])

@@ -169,7 +169,8 @@ class SemanticCodec(LearnedCodec):
     :param preset: ``"small"`` or ``"paper"`` (``presets.yaml``).
     :param task: the task instruction, ``"reconstruction"`` or ``"segmentation"``.
     :param request: a free-text requirement instead of ``task`` ("label every pixel"), mapped to the
-        instruction by the task KB (Sentence-BERT; an unrelated request is an error).
+        instruction by the task KB (Sentence-BERT; an unrelated request is an error, and so is one
+        whose best two tasks score within the KB's margin: the message suggests ``task:``).
     :param weights: a ``.safetensors`` file written by ``semsim train`` (checked against the preset).
     :param sampling_steps: DDIM steps of the reconstruction decoder; 1 is the MMSE estimate.
     :param num_classes: segmentation classes (default: the weights', else the preset's).
@@ -313,8 +314,10 @@ def _resolve_task(task: str | None, request: str | None) -> Task:
     valid = [t.value for t in Task]
     if task is not None and request is not None:
         raise ConfigError("give either task (an instruction) or request (free text), not both")
+    if isinstance(request, str) and request.strip().lower() in valid:
+        return Task(request.strip().lower())  # a task's own name needs no KB and cannot be ambiguous
     if request is not None:
-        return Task(task_kb().resolve(request).task)
+        return Task(task_kb().resolve(request, force="task: {task}").task)
     task = task or Task.RECONSTRUCTION.value
     if task not in valid:
         raise ConfigError(f"unknown task {task!r}; valid choices: {choices(valid)} "
