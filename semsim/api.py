@@ -50,28 +50,36 @@ def plot(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr"
 
 def estimate_seconds(sc: Scenario) -> float:
     """A rough run-time estimate on a 2-core CPU, from each codec's ``cost_s_per_mpixel``."""
-    from .data import image_sizes
-
     if sc.kind == "train":
         from .train import estimate_seconds as train_seconds
 
         return train_seconds(sc)
+    return sum(point_seconds(sc))
+
+
+def point_seconds(sc: Scenario) -> list[float]:
+    """The rough run-time estimate of each point of ``sc.points()`` (same order) on a 2-core CPU:
+    a codec's ``cost_s_per_mpixel`` times the megapixels of its dataset; a BER point's upper bound
+    (it runs to ``max_bits``). Shards of a run are balanced by it."""
+    from .data import image_sizes
+
+    points = sc.points()
     if sc.kind == "ber":
         # upper bound (every point runs to max_bits): Sionna's BP decoder manages about 0.12 Mbit/s
         # of information bits on 2 CPU cores; uncoded points about 5 Mbit/s
-        return sum((sc.max_bits / 1.2e5) if r != "uncoded" else sc.max_bits / 5e6
-                   for r in sc.code_rates) * len(sc.channels) * len(sc.modulations) * len(sc.snr_db)
-    total = 0.0
-    for i, d in enumerate(sc.data):
-        mpix = sum(h * w for h, w in image_sizes(build("dataset", d))) / 1e6
-        for budget in sc.budgets:
-            for j, m in enumerate(sc.methods):
-                if not sc.pairs(i, j):
-                    continue
-                codec = build_codec(m, budget)
-                n_axes = len(m.get("mcs", [None]))
-                total += codec.cost_s_per_mpixel * mpix * n_axes * len(sc.snr_db) * len(sc.channels)
-    return total
+        return [sc.max_bits / 5e6 if dict(p.axes)["code_rate"] == "uncoded" else sc.max_bits / 1.2e5
+                for p in points]
+    mpix: dict[int, float] = {}
+    cost: dict[tuple[int, str], float] = {}
+    out = []
+    for p in points:
+        if p.data not in mpix:
+            mpix[p.data] = sum(h * w for h, w in image_sizes(build("dataset", sc.data[p.data]))) / 1e6
+        key = (p.method, p.budget.label)
+        if key not in cost:
+            cost[key] = build_codec(sc.methods[p.method], p.budget).cost_s_per_mpixel
+        out.append(cost[key] * mpix[p.data])
+    return out
 
 
 __all__ = ["Budget", "Scenario", "TransmitResult", "build", "build_channel", "build_codec", "build_dataset",

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fresh", action="store_true", help="discard finished points in the output folder")
     r.add_argument("--point", action="append", default=None, metavar="ID",
                    help="run only this point id (repeatable); ids are listed by `semsim validate --all`")
+    r.add_argument("--shard", default=None, metavar="K/N",
+                   help="compute only shard K of N (0 <= K < N; e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) "
+                        "into the output folder's point files; a later run without --shard assembles results.csv")
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -139,9 +142,19 @@ def cmd_run(args) -> int:
     from .api import plot, run
     from .results import ber_table, is_ber, read_csv, summary_table
 
+    from .runner import parse_shard
+
+    if args.shard is not None:
+        parse_shard(args.shard)  # before anything slow
     t0 = time.perf_counter()
     csv_path = run(args.scenario, output=args.output, device=args.device, fresh=args.fresh, only=args.point,
-                   progress=not args.quiet)
+                   progress=not args.quiet, shard=args.shard)
+    if csv_path is None:  # a torchrun rank other than 0: rank 0 writes the outputs
+        return 0
+    if args.shard is not None:
+        print(f"shard {args.shard}: its points are in {csv_path} ({time.perf_counter() - t0:.1f} s); when every "
+              f"shard has finished, `semsim run` without --shard writes results.csv, provenance and plots")
+        return 0
     rows = read_csv(csv_path)
     print(ber_table(rows) if is_ber(rows) else summary_table(rows))
     if not args.no_plots:

@@ -26,6 +26,15 @@ says which and why.
 One run at a time writes into a folder: a run of other inputs, or a ``--fresh`` run, is refused
 while another holds the folder's lock (runs of the same inputs share it; the kernel releases it
 when a process dies).
+
+Shards. ``shard=(K, N)`` (``semsim run --shard K/N``, ``0 <= K < N``) computes only the points of
+shard K into ``.points/`` and writes no ``results.csv``, provenance or plots; a later run without a
+shard assembles them (computing only points still missing). Shards of one run share the folder's
+lock, so they may run at once (a job array on a shared file system). The points are dealt to the
+shards by :func:`shard_points`: deterministic, balanced by the estimated cost of each point.
+Under ``torchrun`` (``WORLD_SIZE > 1``) each rank runs shard ``RANK/WORLD_SIZE`` on
+``cuda:LOCAL_RANK`` (or the CPU), the ranks meet at a Gloo barrier (Gloo allows ranks that share
+a GPU) and rank 0 then assembles the outputs.
 """
 from __future__ import annotations
 
@@ -42,7 +51,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -146,13 +155,42 @@ def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None,
     }
 
 
+# --- shards -------------------------------------------------------------------------------------
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` → ``(K, N)`` with ``0 <= K < N`` (SLURM: ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``
+    with ``--array=0-<N-1>``); otherwise :class:`ConfigError`."""
+    try:
+        k, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        k = n = -1
+    if not 0 <= k < n:
+        raise ConfigError(f"--shard wants K/N with 0 <= K < N (e.g. 0/4 ... 3/4), not {text!r}")
+    return k, n
+
+
+def shard_points(points: list[Point], seconds: list[float], k: int, n: int) -> list[Point]:
+    """The points of shard ``k`` of ``n``, in their order: greedy longest-processing-time, the
+    points sorted by estimated ``seconds`` (longest first, ties by point index), each to the shard
+    with the least estimated load so far (ties to the lower shard)."""
+    load = [0.0] * n
+    mine = set()
+    for i in sorted(range(len(points)), key=lambda i: (-seconds[i], points[i].index)):
+        s = min(range(n), key=lambda j: (load[j], j))
+        load[s] += seconds[i]
+        if s == k:
+            mine.add(i)
+    return [p for i, p in enumerate(points) if i in mine]
+
+
 # --- the runner ---------------------------------------------------------------------------------
 
 class Runner:
     """Runs a validated :class:`Scenario` into an output folder. See the module docstring."""
 
     def __init__(self, scenario: Scenario | str | Path, output: str | Path | None = None,
-                 device: str | None = None, fresh: bool = False, progress: bool = True):
+                 device: str | None = None, fresh: bool = False, progress: bool = True,
+                 shard: tuple[int, int] | str | None = None):
         self.sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         if self.sc.kind == "train":
             raise ConfigError(f"scenario {self.sc.name!r} is of kind 'train'; run it with `semsim train`")
@@ -160,6 +198,16 @@ class Runner:
         self.out = Path(output) if output is not None else self.sc.output
         self.fresh = fresh
         self.progress = progress
+        self.shard = parse_shard(shard) if isinstance(shard, str) else shard
+        if self.shard is not None:
+            parse_shard(f"{self.shard[0]}/{self.shard[1]}")
+            if fresh:
+                raise ConfigError("--fresh cannot be used with --shard (each shard would delete the others' "
+                                  "points); delete the output folder first")
+        #: whether this run wrote the merged outputs (results.csv, provenance); a shard, or a torchrun
+        #: rank other than 0, does not
+        self.assembled = False
+        self._joined = False  # whether this process has joined a torchrun launch
         self.columns = BER_COLUMNS if self.sc.kind == "ber" else COLUMNS
         self._datasets: dict[int, Any] = {}
         self._decoded: dict[int, list | None] = {}
@@ -276,13 +324,35 @@ class Runner:
             folder, or points of this run have no results at its end.
         """
         check_output_folder(self.out)
+        if self.shard is None and not self._joined and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return self._ranks(only)
         created = not self.out.exists()
         try:
             return self._locked(only)
-        except BaseException:
-            if created and not any((self.out / POINTS_DIR).glob("*.csv")):
+        except BaseException:  # (a shard leaves the folder: other shards may be starting in it)
+            if created and self.shard is None and not any((self.out / POINTS_DIR).glob("*.csv")):
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
+
+    def _ranks(self, only: Iterable[str] | None) -> Path | None:
+        """A ``torchrun`` rank: compute shard ``RANK/WORLD_SIZE``, wait for all ranks, rank 0 assembles."""
+        from .train import _Dist
+
+        dist, self.device = _Dist.setup(self.device, backend="gloo", timeout=timedelta(days=30))
+        self._joined = True
+        try:
+            if self.fresh:
+                if dist.main:  # rank 0 clears the folder before any rank writes into it
+                    self.run(only=[])
+                self.fresh = False
+                dist.barrier()
+            self.shard = (dist.rank, dist.world)
+            self.run(only)
+            dist.barrier()
+            self.shard = None
+            return self.run(only) if dist.main else None
+        finally:
+            dist.close()
 
     def _locked(self, only: Iterable[str] | None = None) -> Path:
         """Take the output folder's lock, clean up what a killed run left, then run the points."""
@@ -295,6 +365,11 @@ class Runner:
             todo = [p for p in points if p.id in wanted]
         else:
             todo = points
+        if self.shard is not None:
+            from .api import point_seconds
+
+            seconds = dict(zip((p.id for p in points), point_seconds(self.sc)))
+            todo = shard_points(todo, [seconds[p.id] for p in todo], *self.shard)
         identity = _digest({"scenario": self.sc.hash, "points": [self._part(p).name for p in points]})
         with folder_lock(self.out, identity, {"scenario": self.sc.name}, exclusive=self.fresh) as lock:
             if lock.alone:  # no other run writes here: temporary files are a killed run's
@@ -305,8 +380,10 @@ class Runner:
             return self._run(points, todo)
 
     def _run(self, points: list[Point], todo: list[Point]) -> Path:
+        assemble = self.shard is None
         prov = provenance(self.sc, self.device, self.weights_sha256, self.data_sha256)
-        _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
+        if assemble:
+            _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
         pending = [p for p in todo if not self._part(p).exists()]
         files: dict[str, list[Path]] = {}
         for f in (self.out / POINTS_DIR).glob("*.csv"):
@@ -328,19 +405,23 @@ class Runner:
                 record = {"point": pt.id, "key": pt.key, "seed": pt.seed, "inputs": self.inputs(pt)}
                 _atomic_write(part.with_suffix(".json"), json.dumps(record, indent=1))
                 _atomic_write(part, _csv_text(rows, self.columns))
-                self._rebuild_csv(points)
+                if assemble:
+                    self._rebuild_csv(points)
             bar.update(1)
         bar.close()
-        self._rebuild_csv(points)
         missing = [p for p in todo if not self._part(p).exists()]
         if missing:
             raise OutputError(f"{len(missing)} of {len(todo)} points have no results in '{self.out}' (their files "
                               f"were removed while this run went on); rerun to compute them")
+        if not assemble:
+            return self.out / POINTS_DIR
+        self._rebuild_csv(points)
         prov["last_run"] = {"points_run": len(pending), "points_already_done": len(todo) - len(pending),
                             "points_recomputed": recomputed, "recomputed_because": dict(reasons),
                             "wall_seconds": round(time.perf_counter() - t_run, 2)}
         prov["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
+        self.assembled = True
         return self.csv_path
 
     # --- one point ------------------------------------------------------------------------------
@@ -437,6 +518,10 @@ class Runner:
 
 
 def run(scenario: Scenario | str | Path, output: str | Path | None = None, device: str | None = None,
-        fresh: bool = False, only: Iterable[str] | None = None, progress: bool = True) -> Path:
-    """Run a scenario (a path or a :class:`Scenario`); returns the path of ``results.csv``."""
-    return Runner(scenario, output=output, device=device, fresh=fresh, progress=progress).run(only=only)
+        fresh: bool = False, only: Iterable[str] | None = None, progress: bool = True,
+        shard: tuple[int, int] | str | None = None) -> Path | None:
+    """Run a scenario (a path or a :class:`Scenario`); returns the path of ``results.csv`` (a shard:
+    of the folder of its point files; a torchrun rank other than 0: ``None``). See the module
+    docstring for shards."""
+    return Runner(scenario, output=output, device=device, fresh=fresh, progress=progress,
+                  shard=shard).run(only=only)

@@ -169,7 +169,13 @@ class _Dist:
     owns_group: bool = False
 
     @classmethod
-    def setup(cls, device: str) -> tuple["_Dist", str]:
+    def setup(cls, device: str, backend: str | None = None, timeout=None) -> tuple["_Dist", str]:
+        """Join the launch: each rank on ``cuda:LOCAL_RANK`` (modulo the GPUs there are: ranks then
+        share one, which only Gloo allows) with Sionna's device set to match, or on the CPU.
+
+        :param backend: default NCCL on CUDA, Gloo on the CPU.
+        :param timeout: of collectives (a ``datetime.timedelta``; default PyTorch's).
+        """
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls(), device
@@ -177,11 +183,13 @@ class _Dist:
 
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if device.startswith("cuda"):
+            local %= max(torch.cuda.device_count(), 1)
             device = set_device(f"cuda:{local}")
             torch.cuda.set_device(local)
         owns = not td.is_initialized()
         if owns:
-            td.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            td.init_process_group(backend or ("nccl" if device.startswith("cuda") else "gloo"),
+                                  **({"timeout": timeout} if timeout is not None else {}))
         return cls(td.get_rank(), td.get_world_size(), owns), device
 
     @property

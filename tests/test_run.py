@@ -435,3 +435,109 @@ def test_data_hash_names_content_not_place_and_is_cached(tmp_path, hash_cache, m
     monkeypatch.setattr(semsim.files, "sha256", no_reading)
     assert content_hash(build_dataset({"name": "folder", "path": str(photos)})) == first  # from the cache
     assert (hash_cache / "file_sha256.json").is_file()
+
+
+# --- shards (issue 15) --------------------------------------------------------------------------
+
+SHARD_SCENARIO = {
+    "name": "shardtest",
+    "seed": 5,
+    "data": {"name": "builtin", "limit": 2},
+    "budget": {"cbr": "1/16"},
+    "channels": ["awgn"],
+    "snr_db": [3, 15],
+    "methods": [{"name": "jpeg+ldpc", "mcs": ["qpsk-1/2", "16qam-1/2"]}, "jpeg+capacity"],
+}
+
+
+def _shard_yaml(tmp_path, out):
+    path = tmp_path / "shard.yaml"
+    path.write_text(yaml.safe_dump(dict(SHARD_SCENARIO, output=str(out))))
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards") / "single"
+    t0 = time.perf_counter()
+    rows = read_csv(semsim.run(dict(SHARD_SCENARIO), output=out, progress=False))
+    return rows, time.perf_counter() - t0
+
+
+def test_shard_points_are_deterministic_balanced_and_each_once():
+    from semsim.runner import shard_points
+    from semsim.scenario import Point
+
+    points = [Point(i, f"p{i}", i) for i in range(10)]
+    seconds = [5.0] * 4 + [1.0] * 6  # four costly (digital) points first in the canonical order
+    shards = [shard_points(points, seconds, k, 3) for k in range(3)]
+    assert sorted(p.index for s in shards for p in s) == list(range(10))
+    assert shards == [shard_points(points, seconds, k, 3) for k in range(3)]
+    assert all(s == sorted(s, key=lambda p: p.index) for s in shards)
+    assert [sum(p.index < 4 for p in s) for s in shards] == [2, 1, 1]  # not every costly point on one shard
+    loads = [sum(seconds[p.index] for p in s) for s in shards]
+    assert max(loads) - min(loads) <= 5.0
+    assert [len(shard_points(points, seconds, k, 12)) for k in range(12)] == [1] * 10 + [0, 0]
+
+
+@pytest.mark.parametrize("bad", ["2/2", "-1/2", "1", "a/b", "1/0", "0/2/3"])
+def test_bad_shard_is_one_line(tmp_path, capsys, bad):
+    from semsim.cli import main
+
+    path = _shard_yaml(tmp_path, tmp_path / "out")
+    assert main(["run", str(path), f"--shard={bad}", "--quiet", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--shard" in err and "0 <= K < N" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_fresh_with_shard_is_refused(tmp_path):
+    with pytest.raises(semsim.errors.ConfigError, match="--fresh"):
+        semsim.run(dict(SHARD_SCENARIO), output=tmp_path / "out", fresh=True, shard=(0, 2))
+
+
+def test_two_shard_processes_then_assembly_equal_one_process(tmp_path, one_process):
+    """Two shards at once in one folder (they share its lock), then an unsharded run assembles
+    results.csv without computing any point; the CSV equals a single-process run's."""
+    single, single_s = one_process
+    out = tmp_path / "out"
+    path = _shard_yaml(tmp_path, out)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "semsim", "run", str(path), "--shard", f"{k}/2", "--quiet",
+                               "--no-plots"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    sharded_s = time.perf_counter() - t0
+    for p, (so, se) in zip(procs, results):
+        assert p.returncode == 0, se[-3000:]
+        assert "without --shard" in so
+    assert not (out / "results.csv").exists() and not (out / "provenance.json").exists()
+    parts = sorted((out / ".points").glob("*.csv"))
+    assert len(parts) == len(semsim.load_scenario(dict(SHARD_SCENARIO)).points())
+    stamps = [p.stat().st_mtime_ns for p in parts]
+    rows = read_csv(semsim.run(path, progress=False))
+    assert [p.stat().st_mtime_ns for p in parts] == stamps  # assembled, not recomputed
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["last_run"]["points_run"] == 0
+    assert _strip_timing(rows) == _strip_timing(single)
+    print(f"\n2 shard processes: {sharded_s:.1f} s; one process: {single_s:.1f} s")
+
+
+def test_torchrun_two_gloo_ranks_equal_one_process(tmp_path, one_process):
+    """`torchrun --nproc-per-node 2 -m semsim run`: each rank computes its shard, rank 0 assembles."""
+    single, single_s = one_process
+    out = tmp_path / "out"
+    path = _shard_yaml(tmp_path, out)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "semsim", "run", str(path), "--quiet", "--no-plots"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    torchrun_s = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("wrote ") == 1  # rank 0 alone writes the outputs
+    rows = read_csv(out / "results.csv")
+    assert _strip_timing(rows) == _strip_timing(single)
+    assert json.loads((out / "provenance.json").read_text())["last_run"]["points_run"] == 0
+    print(f"\ntorchrun 2 ranks: {torchrun_s:.1f} s; one process: {single_s:.1f} s")
