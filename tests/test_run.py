@@ -461,7 +461,7 @@ def one_process(tmp_path_factory):
     out = tmp_path_factory.mktemp("shards") / "single"
     t0 = time.perf_counter()
     rows = read_csv(semsim.run(dict(SHARD_SCENARIO), output=out, progress=False))
-    return rows, time.perf_counter() - t0
+    return rows, time.perf_counter() - t0, out
 
 
 def test_shard_points_are_deterministic_balanced_and_each_once():
@@ -499,7 +499,7 @@ def test_fresh_with_shard_is_refused(tmp_path):
 def test_two_shard_processes_then_assembly_equal_one_process(tmp_path, one_process):
     """Two shards at once in one folder (they share its lock), then an unsharded run assembles
     results.csv without computing any point; the CSV equals a single-process run's."""
-    single, single_s = one_process
+    single, single_s, _ = one_process
     out = tmp_path / "out"
     path = _shard_yaml(tmp_path, out)
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -525,14 +525,19 @@ def test_two_shard_processes_then_assembly_equal_one_process(tmp_path, one_proce
 
 
 def test_torchrun_two_gloo_ranks_equal_one_process(tmp_path, one_process):
-    """`torchrun --nproc-per-node 2 -m semsim run`: each rank computes its shard, rank 0 assembles."""
-    single, single_s = one_process
+    """`torchrun --nproc-per-node 2 -m semsim run --fresh`: rank 0 clears the folder, each rank
+    computes its shard, rank 0 assembles."""
+    import shutil
+
+    single, single_s, single_out = one_process
     out = tmp_path / "out"
+    shutil.copytree(single_out, out)
+    (out / ".points" / "stale-1-0.csv").write_text("point\n")
     path = _shard_yaml(tmp_path, out)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "semsim", "run", str(path), "--quiet", "--no-plots"],
+                           "-m", "semsim", "run", str(path), "--fresh", "--quiet", "--no-plots"],
                           capture_output=True, text=True, env=env, timeout=300)
     torchrun_s = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -540,4 +545,5 @@ def test_torchrun_two_gloo_ranks_equal_one_process(tmp_path, one_process):
     rows = read_csv(out / "results.csv")
     assert _strip_timing(rows) == _strip_timing(single)
     assert json.loads((out / "provenance.json").read_text())["last_run"]["points_run"] == 0
+    assert not (out / ".points" / "stale-1-0.csv").exists()  # --fresh cleared the folder first
     print(f"\ntorchrun 2 ranks: {torchrun_s:.1f} s; one process: {single_s:.1f} s")
