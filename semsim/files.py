@@ -16,7 +16,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -180,7 +180,7 @@ def _describe(holder: dict[str, Any]) -> str:
 
 @contextmanager
 def folder_lock(folder: str | os.PathLike, identity: str, about: dict[str, Any] | None = None,
-                exclusive: bool = False) -> Iterator[FolderLock]:
+                exclusive: bool = False, when_alone: Callable[[], Any] | None = None) -> Iterator[FolderLock]:
     """Hold the lock of an output folder for a run whose inputs hash to ``identity``.
 
     Runs of one identity share the lock (shards of one sweep write the same point files);
@@ -189,6 +189,8 @@ def folder_lock(folder: str | os.PathLike, identity: str, about: dict[str, Any] 
     ``<folder>/.lock``), so a killed run leaves no stale lock behind.
 
     :param about: what names this run to another one that is refused (scenario name, ...).
+    :param when_alone: called when no other run holds the folder, before any other run may join
+        (it still holds the lock exclusively): cleaning up what a killed run left is safe there.
     :raises OutputError: another run of a different identity holds the folder, or any run does
         and this one is exclusive, or an exclusive run does.
     """
@@ -208,6 +210,8 @@ def folder_lock(folder: str | os.PathLike, identity: str, about: dict[str, Any] 
                         "exclusive": exclusive, **(about or {})}
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(info).encode(), 0)
+                if when_alone is not None:
+                    when_alone()
                 if not exclusive:
                     fcntl.flock(fd, fcntl.LOCK_SH)
             else:

@@ -371,10 +371,13 @@ class Runner:
             seconds = dict(zip((p.id for p in points), point_seconds(self.sc)))
             todo = shard_points(todo, [seconds[p.id] for p in todo], *self.shard)
         identity = _digest({"scenario": self.sc.hash, "points": [self._part(p).name for p in points]})
-        with folder_lock(self.out, identity, {"scenario": self.sc.name}, exclusive=self.fresh) as lock:
-            if lock.alone:  # no other run writes here: temporary files are a killed run's
-                remove_orphans(self.out, ("results.csv", "provenance.json"))
-                remove_orphans(self.out / POINTS_DIR)
+
+        def orphans() -> None:  # no other run writes here (none may join yet): temporary files are a killed run's
+            remove_orphans(self.out, ("results.csv", "provenance.json"))
+            remove_orphans(self.out / POINTS_DIR)
+
+        with folder_lock(self.out, identity, {"scenario": self.sc.name}, exclusive=self.fresh,
+                         when_alone=orphans) as lock:
             self._prepare_output()
             lock.share()
             return self._run(points, todo)
