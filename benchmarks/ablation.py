@@ -129,7 +129,9 @@ def main() -> None:
     for method in args.methods:
         plan = arms(method, own_lr.get(method, args.lr))
         if args.ends:
-            plan = [plan[0], ("new recipe", "every fix: " + ", ".join(a for a, _, _ in plan[1:]), plan[-1][2])]
+            lr = plan[-1][2]["optimizer"]["lr"]
+            plan = [plan[0], ("new recipe", f"every fix ({', '.join(a for a, _, _ in plan[1:])}), lr {lr:g}",
+                              plan[-1][2])]
         if args.lr_sweep is not None:
             full = plan[-1][2]
             plan = [(f"lr {lr:g}", "the full new recipe", _merge(full, {"optimizer": {"lr": lr}}))
