@@ -26,7 +26,14 @@ class BudgetError(SemsimError):
 
 
 class OutputError(SemsimError):
-    """An output folder is in use by another run, or a run's results came out incomplete."""
+    """An output folder is in use by another run, or a run's results came out incomplete.
+
+    :ivar holder: the run that holds the folder, in words (``""`` when not about a holder).
+    """
+
+    def __init__(self, message: str, holder: str = ""):
+        super().__init__(message)
+        self.holder = holder
 
 
 def choices(valid: Iterable[object]) -> str:

@@ -216,18 +216,19 @@ def folder_lock(folder: str | os.PathLike, identity: str, about: dict[str, Any] 
                     fcntl.flock(fd, fcntl.LOCK_SH)
             else:
                 holder = _holder(fd)
+                who = _describe(holder)
                 if exclusive:
                     raise OutputError(f"output folder '{folder}' is in use by another semsim run "
-                                      f"({_describe(holder)}); --fresh would delete its points: wait for it to end "
-                                      f"or use another --output")
+                                      f"({who}); --fresh would delete its points: wait for it to end "
+                                      f"or use another --output", who)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 except BlockingIOError:
                     raise OutputError(f"output folder '{folder}' is being reset by a --fresh semsim run "
-                                      f"({_describe(holder)}); wait for it to end or use another --output") from None
+                                      f"({who}); wait for it to end or use another --output", who) from None
                 if holder.get("identity") != identity:
                     raise OutputError(f"output folder '{folder}' is in use by another semsim run with other inputs "
-                                      f"({_describe(holder)}); wait for it to end or use another --output")
+                                      f"({who}); wait for it to end or use another --output", who)
         yield FolderLock(folder, fd, alone, exclusive)
     finally:
         os.close(fd)  # releases the lock

@@ -811,7 +811,7 @@ def _symbols(value: Any) -> dict[str, float]:
     raw = _mapping(value, "symbols", set(fields))
     out = {}
     for k, v in raw.items():
-        out[k] = float(parse_ratio(v, f"symbols.{k}"))
+        out[k] = parse_ratio(v, f"symbols.{k}")
     SymbolPolicy(**out)  # checks the ranges
     return out
 

@@ -408,6 +408,7 @@ class Trainer:
         self._signal = False
         self._steps_done = 0
         self._data_hash: dict[str, list[str]] | None = None
+        self._init_files: dict[int, tuple[Path, str]] = {}
 
     # --- data -----------------------------------------------------------------------------------
     def _pool(self, task: Task) -> ImagePool:
@@ -451,7 +452,7 @@ class Trainer:
                 "channel": spec_label(self.sc.channels[0]), "snr_db": list(st.snr_db),
                 "batch_size": self.sc.batch_size, "crop": st.crop, "data": st.data,
                 "world_size": self.dist.world, "symbols": st.symbols, **st.method_settings(spec["name"]),
-                "init": {"from": st.init, "sha256": sha256(init) if init else ""},
+                "init": {"from": st.init, "sha256": self._init_files[m][1] if init else ""},
                 "data_sha256": self._data_sha256()}
 
     def _data_sha256(self) -> dict[str, list[str]]:
@@ -465,13 +466,17 @@ class Trainer:
         return self._data_hash
 
     def _init_file(self, m: int) -> Path | None:
-        """The weights method ``m`` starts from (``init``), or None to start from random weights."""
+        """The weights method ``m`` starts from (``init``), or None to start from random weights;
+        resolved (and sha256-checked) once per method."""
         if self.st.init == "scratch":
             return None
-        spec = self.sc.methods[m]
-        name = f"{spec['name']}-{spec.get('preset', 'small')}"
-        folder = None if self.st.init == "shipped" else self.st.init["weights"]
-        return resolve_weights(name, folder)
+        if m not in self._init_files:
+            spec = self.sc.methods[m]
+            name = f"{spec['name']}-{spec.get('preset', 'small')}"
+            folder = None if self.st.init == "shipped" else self.st.init["weights"]
+            path = resolve_weights(name, folder)
+            self._init_files[m] = (path, sha256(path))
+        return self._init_files[m][0]
 
     def _seed(self, *key: object) -> int:
         """A seed from the scenario seed and ``key``, and this rank's place under ``torchrun``."""
@@ -528,9 +533,8 @@ class Trainer:
                              exclusive=True):
                 yield
         except OutputError as e:
-            holder = str(e).split("(", 1)[-1].split("); --fresh")[0]
-            raise OutputError(f"another `semsim train` is training into '{self.out}' ({holder}); wait for it to "
-                              f"end or give another --output") from None
+            raise OutputError(f"another `semsim train` is training into '{self.out}' ({e.holder}); wait for it to "
+                              f"end or give another --output", e.holder) from None
 
     @contextmanager
     def _signals(self):
@@ -620,7 +624,7 @@ class Trainer:
 
         model = _TrainStep(codec, recipe["loss_weights"])
         shared = [p for mod in codec.shared_modules().values() for p in mod.parameters() if p.requires_grad] \
-            if hasattr(codec, "shared_modules") and len(codec.tasks) > 1 and self.dist.world == 1 else []
+            if len(codec.tasks) > 1 and self.dist.world == 1 else []
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -716,12 +720,12 @@ class Trainer:
         st, spec = self.st, self.sc.methods[m]
         cls, _ = registry.lookup("codec", spec["name"])
         channel = spec_label(self.sc.channels[0]) if getattr(cls, "channel_in_training", True) else ""
-        init = self._init_file(m)
+        init, settings = self._init_file(m), self.settings(m)
         before = cumulative(read_meta(init)) if init else None
         this_round = {"recipe": self.recipe, "scenario": self.sc.name, "steps": self.steps,
                       "batch_size": self.sc.batch_size, "crop": st.crop, "precision": st.precision,
                       "device_name": device_name(self.device), "world_size": self.dist.world,
-                      "wall_seconds": wall_seconds, "init": self.settings(m)["init"],
+                      "wall_seconds": wall_seconds, "init": settings["init"],
                       "images": self.steps * self.sc.batch_size,
                       "pixels": self.steps * self.sc.batch_size * st.crop ** 2}
         rounds = (before or {}).get("rounds", []) + [this_round]
@@ -733,12 +737,12 @@ class Trainer:
                 "step": self.steps, "batch_size": self.sc.batch_size, "crop": st.crop, "seed": self.sc.seed,
                 "data": {t: [spec_label(s) for s in specs] for t, specs in st.data.items()},
                 "validation_data": {t: spec_label(v) for t, v in st.validation_data.items()},
-                "optimizer": self.settings(m)["optimizer"], "loss_weights": self.settings(m)["loss_weights"],
-                "symbols": st.symbols, "options": self.settings(m)["options"],
+                "optimizer": settings["optimizer"], "loss_weights": settings["loss_weights"],
+                "symbols": st.symbols, "options": settings["options"],
                 "precision": st.precision, "device": self.device, "device_name": device_name(self.device),
                 "world_size": self.dist.world, "recipe": self.recipe,
                 "wall_seconds": wall_seconds, "git_commit": _commit(), "semsim_version": _version(),
-                "scenario": self.sc.name, "settings": self.settings(m)}
+                "scenario": self.sc.name, "settings": settings}
 
     def _log_row(self, k, total, losses, outputs, batches, seg_cm, lr, grad_norm, wall_seconds) -> dict[str, Any]:
         nan = math.nan

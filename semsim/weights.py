@@ -415,12 +415,9 @@ def score_weights(path: str | os.PathLike, validation: Mapping[str, Any] | None 
     spec = {k: val for k, val in (meta.get("spec") or {"name": meta.get("method")}).items() if k != "weights"}
     codec = registry.build("codec", {**spec, "weights": os.fspath(path)}, budget=_budget_of(meta)).to(device)
     channel = registry.build("channel", v["channel"])
-    batches = {}
-    for task in codec.tasks:
-        ds = registry.build("dataset", v[task.value])
-        batches[task] = [stack(b)[:2] for b in batches_by_size(ds, v["batch_size"])]
-    ignore = getattr(registry.build("dataset", v["segmentation"]), "ignore_index", None) \
-        if Task.SEGMENTATION in codec.tasks else None
+    datasets = {task: registry.build("dataset", v[task.value]) for task in codec.tasks}
+    batches = {task: [stack(b)[:2] for b in batches_by_size(ds, v["batch_size"])] for task, ds in datasets.items()}
+    ignore = getattr(datasets.get(Task.SEGMENTATION), "ignore_index", None)
     rows = validation_scores(codec, channel, batches, list(v["snr_db"]), v["seed"], device,
                              seg_classes=(None, ignore))
     out = {}
@@ -430,7 +427,8 @@ def score_weights(path: str | os.PathLike, validation: Mapping[str, Any] | None 
     return out
 
 
-def _final_files(paths: list[str | os.PathLike]) -> list[Path]:
+def _final_files(paths: list[str | os.PathLike]) -> dict[Path, dict[str, Any]]:
+    """The final weights among ``paths`` (files, or training output folders) with their metadata."""
     files = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -442,12 +440,12 @@ def _final_files(paths: list[str | os.PathLike]) -> list[Path]:
             raise ConfigError(f"weights file {os.fspath(p)!r} not found")
         else:
             files.append(p)
-    for p in files:
-        meta = read_meta(p)
+    metas = {p: read_meta(p) for p in files}
+    for p, meta in metas.items():
         if meta.get("kind") == "checkpoint" or "method" not in meta or meta.get("step") != meta.get("steps"):
             raise ConfigError(f"{p} is not the final weights of a finished `semsim train` run "
                               f"(ship <output>/<label>/<label>.safetensors)")
-    return files
+    return metas
 
 
 def ship_weights(paths: list[str | os.PathLike], folder: str | os.PathLike | None = None, force: bool = False,
@@ -475,8 +473,8 @@ def ship_weights(paths: list[str | os.PathLike], folder: str | os.PathLike | Non
     import shutil
 
     folder = Path(folder or PRETRAINED_DIR)
-    files = _final_files(paths)
-    metas = {p: read_meta(p) for p in files}
+    metas = _final_files(paths)
+    files = list(metas)
     names = {p: f"{m['method']}-{(m.get('spec') or {}).get('preset', 'small')}" for p, m in metas.items()}
     if len(set(names.values())) < len(names):
         raise ConfigError(f"two candidates for the same shipped name: {sorted(names.values())}")
