@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 
 from . import registry
 from .codec import Task, cbr
-from .config import seed_everything, set_device
+from .config import derive_seed, seed_everything, set_device
 from .errors import ConfigError, OutputError
 from .files import atomic_file, check_output_folder, file_sha256, folder_lock, remove_orphans
 from .metrics import ConfusionMatrix, ms_ssim, psnr
@@ -452,6 +452,9 @@ class Runner:
     def _codec(self, pt: Point):
         key = (pt.method, pt.budget.label)
         if key not in self._codecs:
+            # untrained weights are a function of (scenario seed, method, budget) alone, so a shard
+            # or an --only run initialises them as the whole sweep does
+            seed_everything(derive_seed(self.sc.seed, "init", spec_label(self.sc.methods[pt.method]), pt.budget.label))
             codec = registry.build("codec", self.sc.methods[pt.method], budget=pt.budget)
             expected = (self._spec_inputs or {}).get(("weights", pt.method), ("", ""))[1]
             loaded = getattr(codec, "weights_sha256", "")
