@@ -167,7 +167,7 @@ def test_resume_refuses_changed_training_data(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(photos / f"{i}.png")
-    sc = dict(SCENARIO, steps=4, data={"reconstruction": {"name": "folder", "path": str(photos)},
+    sc = dict(SCENARIO, steps=4, data={"reconstruction": {"name": "folder", "root": str(photos)},
                                        "segmentation": SCENARIO["data"]["segmentation"]},
               validation=dict(SCENARIO["validation"], every=4))
     train(sc, output=tmp_path / "out", progress=False, stop_at_step=2)
