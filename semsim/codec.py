@@ -114,6 +114,24 @@ class Transmission:
     extra: dict[str, list[Any]] = field(default_factory=dict)
 
 
+@dataclass
+class CodecOutput:
+    """What a learned codec's :meth:`Codec.forward` returns (as CompressAI's models return ``x_hat``
+    with what the loss needs); the loss itself is :func:`semsim.nn.losses.training_loss`.
+
+    :ivar output: the output as :meth:`Codec.decode` gives it, for logging: ``[B, 3, H, W]`` in
+        [0, 1] (detached) or ``[B, C, H, W]`` logits.
+    :ivar prediction: what the loss scores: the image, the logits, or (diffusion decoder) the
+        clean-image estimate ``x0`` in [-1, 1] at a sampled time step.
+    :ivar target: the reconstruction target on ``prediction``'s scale (``images`` or ``2 images - 1``);
+        None for segmentation, whose target is the label map.
+    """
+
+    output: torch.Tensor
+    prediction: torch.Tensor
+    target: torch.Tensor | None = None
+
+
 class Codec(torch.nn.Module):
     """Base of every transmission method.
 
@@ -200,19 +218,31 @@ class Codec(torch.nn.Module):
         """Tasks this codec's parameters serve; ``semsim train`` draws one batch per task per step."""
         return (self.task,)
 
-    def training_step(self, task: Task, images: torch.Tensor, labels: torch.Tensor | None, channel,
-                      snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One differentiable pass through ``channel`` for training.
+    def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> "CodecOutput":
+        """One differentiable pass through ``channel`` for training (learned codecs implement it):
+        encode, channel, decode, and what the loss needs (:class:`CodecOutput`).
 
         :param task: which of :attr:`tasks` this batch trains.
         :param images: ``[B, 3, H, W]`` float in [0, 1] (random crops).
-        :param labels: ``[B, H, W]`` int64 with the dataset's void index (segmentation), else None.
         :param channel: a :class:`~semsim.channels.Channel` (differentiable).
         :param snr_db: ``[B]`` float32, the SNR drawn per image.
+        """
+        raise NotImplementedError(f"method {self.label!r} is not trainable")
+
+    def training_step(self, task: Task, images: torch.Tensor, labels: torch.Tensor | None, channel,
+                      snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss of one training batch, what ``semsim train`` calls: :meth:`forward`, then the
+        loss outside the model (:func:`semsim.nn.losses.training_loss`). A codec without a
+        :meth:`forward` may override this instead.
+
+        :param labels: ``[B, H, W]`` int64 with the dataset's void index (segmentation), else None.
         :returns: the scalar loss and the output as :meth:`decode` gives it (image or logits), for
             logging PSNR / mIoU.
         """
-        raise NotImplementedError(f"method {self.label!r} is not trainable")
+        from .nn.losses import training_loss
+
+        out = self(Task(task), images, channel, snr_db)
+        return training_loss(out, labels, getattr(self, "num_classes", None)), out.output
 
     def configure_training(self, **options: Any) -> None:
         """Method-specific training options of a recipe (``per_method`` in a ``kind: train``

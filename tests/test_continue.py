@@ -11,8 +11,10 @@ import torch
 from semsim import registry
 from semsim.codec import Budget, SymbolPolicy, Task
 from semsim.errors import ConfigError
-from semsim.train import _backward_per_task, learning_rate, train
-from semsim.weights import cumulative, manifest, read_meta, ship_weights
+from semsim.train import train
+from semsim.train_step import backward_per_task, learning_rate
+from semsim.ship import ship_weights
+from semsim.weights import cumulative, manifest, read_meta
 
 from test_train import SCENARIO, TinyJSCC
 
@@ -86,7 +88,7 @@ def test_per_task_backward_equals_one_backward():
     one = [p.grad.clone() for p in shared.parameters()]
     for p in shared.parameters():
         p.grad = None
-    norms = _backward_per_task(losses(), list(shared.parameters()))
+    norms = backward_per_task(losses(), list(shared.parameters()))
     assert all(torch.allclose(a, p.grad) for a, p in zip(one, shared.parameters()))
     for p in shared.parameters():
         p.grad = None

@@ -201,7 +201,7 @@ def test_changed_settings_are_not_resumed(tmp_path):
 
 
 def test_reflect_padded_crops():
-    from semsim.train import ImagePool
+    from semsim.data import ImagePool
 
     pool = ImagePool([dict(SEG, height=40, width=48)])
     images, labels = pool.draw(torch.Generator().manual_seed(0), 3, 64)

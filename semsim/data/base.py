@@ -154,7 +154,7 @@ def content_hash(dataset: ImageDataset) -> str:
     generated data (no files) its options. Paths are left out: a copy of the same files elsewhere
     gives the same hash; an edited image, label or list of ids gives another.
     """
-    from .files import file_sha256
+    from ..files import file_sha256
 
     files = [p for _, entry in dataset.entries for p in (entry if isinstance(entry, tuple) else ())
              if isinstance(p, Path)]
