@@ -116,16 +116,10 @@ class Transmission:
 
 @dataclass
 class CodecOutput:
-    """What a learned codec's :meth:`Codec.forward` returns (as CompressAI's models return ``x_hat``
-    with what the loss needs); the loss itself is :func:`semsim.nn.losses.training_loss`.
-
-    :ivar output: the output as :meth:`Codec.decode` gives it, for logging: ``[B, 3, H, W]`` in
-        [0, 1] (detached) or ``[B, C, H, W]`` logits.
-    :ivar prediction: what the loss scores: the image, the logits, or (diffusion decoder) the
-        clean-image estimate ``x0`` in [-1, 1] at a sampled time step.
-    :ivar target: the reconstruction target on ``prediction``'s scale (``images`` or ``2 images - 1``);
-        None for segmentation, whose target is the label map.
-    """
+    """What :meth:`Codec.forward` returns (as CompressAI's models return ``x_hat`` with what the loss
+    needs; the loss is :func:`semsim.nn.losses.training_loss`): ``output`` as :meth:`Codec.decode`
+    gives it (detached image, or logits), ``prediction`` what the loss scores (image, logits, or the
+    diffusion decoder's ``x0`` in [-1, 1]) and ``target`` on its scale (None: segmentation labels)."""
 
     output: torch.Tensor
     prediction: torch.Tensor
@@ -218,27 +212,16 @@ class Codec(torch.nn.Module):
         """Tasks this codec's parameters serve; ``semsim train`` draws one batch per task per step."""
         return (self.task,)
 
-    def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> "CodecOutput":
-        """One differentiable pass through ``channel`` for training (learned codecs implement it):
-        encode, channel, decode, and what the loss needs (:class:`CodecOutput`).
-
-        :param task: which of :attr:`tasks` this batch trains.
-        :param images: ``[B, 3, H, W]`` float in [0, 1] (random crops).
-        :param channel: a :class:`~semsim.channels.Channel` (differentiable).
-        :param snr_db: ``[B]`` float32, the SNR drawn per image.
-        """
+    def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
+        """One differentiable pass of ``images`` (``[B, 3, H, W]`` in [0, 1], random crops) for
+        ``task`` through ``channel`` at ``snr_db`` (``[B]`` float32): what learned codecs implement."""
         raise NotImplementedError(f"method {self.label!r} is not trainable")
 
     def training_step(self, task: Task, images: torch.Tensor, labels: torch.Tensor | None, channel,
                       snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss of one training batch, what ``semsim train`` calls: :meth:`forward`, then the
-        loss outside the model (:func:`semsim.nn.losses.training_loss`). A codec without a
-        :meth:`forward` may override this instead.
-
-        :param labels: ``[B, H, W]`` int64 with the dataset's void index (segmentation), else None.
-        :returns: the scalar loss and the output as :meth:`decode` gives it (image or logits), for
-            logging PSNR / mIoU.
-        """
+        """What ``semsim train`` calls per task and batch: :meth:`forward`, then the loss outside the
+        model (:func:`~semsim.nn.losses.training_loss`; ``labels`` ``[B, H, W]`` int64 or None).
+        A codec without :meth:`forward` may override it. Returns the loss and ``output``."""
         from .nn.losses import training_loss
 
         out = self(Task(task), images, channel, snr_db)

@@ -87,6 +87,23 @@ def _final_files(paths: list[str | os.PathLike]) -> dict[Path, dict[str, Any]]:
     return metas
 
 
+def _compare(path: Path, name: str, folder: Path, shipped: dict[str, dict[str, Any]],
+             validation: Mapping[str, Any] | None, device: str, log, problems: list[str]
+             ) -> tuple[dict[str, float], dict[str, float]]:
+    """Scores of candidate ``path`` and of the shipped weights it would replace (``{}`` if none);
+    a regression on any task is added to ``problems``, and both are given to ``log``."""
+    old = folder / shipped[name]["file"] if name in shipped else None
+    new_s = score_weights(path, validation, device)
+    old_s = score_weights(old, validation, device) if old is not None and old.is_file() else {}
+    worse = [t for t in new_s if t in old_s and not new_s[t] >= old_s[t]]
+    if log is not None:
+        log(f"{name}: " + ", ".join(f"{t} {new_s[t]:.4f} (shipped {old_s[t]:.4f})" if t in old_s
+                                    else f"{t} {new_s[t]:.4f} (new)" for t in new_s))
+    if worse:
+        problems.append(f"{name} regresses on {', '.join(f'{t} ({new_s[t]:.4f} < {old_s[t]:.4f})' for t in worse)}")
+    return new_s, old_s
+
+
 def ship_weights(paths: list[str | os.PathLike], folder: str | os.PathLike | None = None, force: bool = False,
                  validation: Mapping[str, Any] | None = None, device: str = "cpu",
                  log=None) -> dict[str, dict]:
@@ -127,19 +144,7 @@ def ship_weights(paths: list[str | os.PathLike], folder: str | os.PathLike | Non
         problems.append("unequal cumulative training budgets (pixels per task: " +
                         ", ".join(f"{n} {b:.4g}" for n, b in sorted(budgets.items())) +
                         "); ship every method of a round together, trained alike")
-    scores = {}
-    for p in files:
-        name = names[p]
-        old = folder / shipped[name]["file"] if name in shipped else None
-        new_s = score_weights(p, validation, device)
-        old_s = score_weights(old, validation, device) if old is not None and old.is_file() else {}
-        scores[name] = (new_s, old_s)
-        worse = [t for t in new_s if t in old_s and not new_s[t] >= old_s[t]]
-        if log is not None:
-            log(f"{name}: " + ", ".join(f"{t} {new_s[t]:.4f} (shipped {old_s[t]:.4f})" if t in old_s
-                                        else f"{t} {new_s[t]:.4f} (new)" for t in new_s))
-        if worse:
-            problems.append(f"{name} regresses on {', '.join(f'{t} ({new_s[t]:.4f} < {old_s[t]:.4f})' for t in worse)}")
+    scores = {names[p]: _compare(p, names[p], folder, shipped, validation, device, log, problems) for p in files}
     if problems and not force:
         raise ConfigError("refusing to ship (nothing was written): " + "; ".join(problems) +
                           "; use --force to ship anyway")
