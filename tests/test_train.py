@@ -243,7 +243,7 @@ def test_bad_training_scenarios(content, needles):
 
 
 def test_kodak_folder_is_not_training_data(shared):
-    data = {"reconstruction": {"name": "folder", "path": str(shared / "data" / "kodak")}}
+    data = {"reconstruction": {"name": "folder", "root": str(shared / "data" / "kodak")}}
     with pytest.raises(ConfigError, match="Kodak is for evaluation only"):
         load_scenario(dict(SCENARIO, data=data))
     with pytest.raises(ConfigError, match="Kodak is for evaluation only.*validation"):
