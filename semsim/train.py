@@ -42,8 +42,9 @@ rank-dependent seeds; gradients are averaged by DDP. Only rank 0 validates and w
 
     torchrun --nproc_per_node 4 -m semsim train scenarios/train_semantic_small.yaml --device cuda
 
-The parts live apart: the crops in :mod:`semsim.data.crops`, one step (learning rate, the
-module DDP wraps, per-task gradient norms, the curve row) in :mod:`semsim.train_step`, validation
+The parts live apart: the batches, validation sets and time estimate in :mod:`semsim.train_data`
+(crops from :mod:`semsim.data.crops`), one step (learning rate, the module DDP wraps, per-task
+gradient norms, the curve row) in :mod:`semsim.train_step`, validation
 in :mod:`semsim.train_validation`, checkpoints in :mod:`semsim.train_checkpoint`, the ranks in
 :mod:`semsim.distributed`, the curves in :mod:`semsim.plots` and the CSV files in
 :mod:`semsim.results`; this module holds the loop. A learned codec's ``training_step`` is its
