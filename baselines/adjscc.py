@@ -40,7 +40,7 @@ from torch import nn
 
 from semsim.registry import register
 
-from .deepjscc import SNR_SCALE_DB, NeuralJSCC, _check_strides, conv, deconv, init_conv
+from .deepjscc import SNR_SCALE_DB, NeuralJSCC, check_strides, conv, deconv, init_conv
 
 #: CompressAI's reparametrisation offset: parameters are stored as sqrt(value + offset^2)
 REPARAM_OFFSET = 2.0**-18
@@ -177,7 +177,7 @@ class ADJSCC(NeuralJSCC):
     cost_s_per_mpixel = 5.0
 
     def _build(self, cfg: dict[str, Any]) -> None:
-        self.stride = _check_strides(cfg["strides"])
+        self.stride = check_strides(cfg["strides"])
         args = (cfg["widths"], cfg["strides"], cfg["kernel_size"], cfg["first_kernel_size"], cfg["channels"],
                 cfg["af_reduction"])
         self.encoder = ADJSCCEncoder(*args)

@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from semsim.channels import snr_vector
-from semsim.codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_planes)
+from semsim.codec import (Budget, CodecOutput, LearnedCodec, Task, latent_to_symbols, received_planes)
 from semsim.errors import ConfigError
 from semsim.registry import register
 from semsim.semantic.source_kb import pad_to_multiple
@@ -111,8 +110,9 @@ class NeuralJSCC(LearnedCodec):
         return self.decoder(y, snr_db)[..., :height, :width]
 
     # --- training -------------------------------------------------------------------------------
-    def training_step(self, task, images, labels, channel, snr_db):
-        """One pass through ``channel``; the loss is the MSE on the [0, 1] pixel scale (the papers').
+    def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
+        """One training pass through ``channel`` (:meth:`semsim.codec.Codec.forward`); the loss is the
+        MSE on the [0, 1] pixel scale (the papers'), :func:`semsim.nn.losses.training_loss`.
 
         The symbol count follows :meth:`semsim.codec.LearnedCodec.training_symbols`, like every learned codec.
         """
@@ -123,7 +123,7 @@ class NeuralJSCC(LearnedCodec):
         n = self.training_symbols(height, width, self.latent_symbols(height, width))
         y, info = channel(self._encode(images, snr, n), snr)
         out = self._decode(y, info, snr, (height, width))
-        return F.mse_loss(out, images), out.detach()
+        return CodecOutput(output=out.detach(), prediction=out, target=images)
 
 
 def init_conv(m: nn.Module) -> None:
@@ -135,7 +135,8 @@ def init_conv(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def _check_strides(strides: list[int]) -> int:
+def check_strides(strides: list[int]) -> int:
+    """The latent stride ``prod(strides)`` of five strides of 1 or 2; :class:`ConfigError` otherwise."""
     if len(strides) != 5 or any(s not in (1, 2) for s in strides):
         raise ConfigError(f"strides must be five values of 1 or 2, got {strides!r}")
     return math.prod(strides)
@@ -205,11 +206,11 @@ class DeepJSCC(NeuralJSCC):
     cost_s_per_mpixel = 3.5
 
     def _build(self, cfg: dict[str, Any]) -> None:
-        self.stride = _check_strides(cfg["strides"])
+        self.stride = check_strides(cfg["strides"])
         args = (cfg["widths"], cfg["strides"], cfg["kernel_size"], cfg["channels"])
         self.encoder = DeepJSCCEncoder(*args)
         self.decoder = DeepJSCCDecoder(*args)
         self.apply(init_conv)
 
 
-__all__ = ["DeepJSCC", "DeepJSCCEncoder", "DeepJSCCDecoder", "NeuralJSCC", "SNR_SCALE_DB"]
+__all__ = ["DeepJSCC", "DeepJSCCEncoder", "DeepJSCCDecoder", "NeuralJSCC", "SNR_SCALE_DB", "check_strides"]

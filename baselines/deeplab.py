@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semsim.codec import (LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes)
+from semsim.codec import (CodecOutput, LearnedCodec, Task, latent_to_symbols, received_plane_count,
+                          received_planes)
 from semsim.errors import ConfigError
-from semsim.nn.losses import segmentation_loss
 from semsim.registry import register
 from semsim.semantic.source_kb import ceil_to, pad_to_multiple
 
@@ -186,11 +186,10 @@ class DeepLabJSCC(SegmentationBaseline):
         return logits[..., :height, :width]
 
     # --- training -------------------------------------------------------------------------------
-    def training_step(self, task, images, labels, channel, snr_db):
-        """One pass through ``channel`` with :meth:`~semsim.codec.LearnedCodec.training_symbols` symbols;
-        cross-entropy ignoring void labels (any label outside ``[0, num_classes)``).
-
-        :returns: the loss and ``[B, num_classes, H, W]`` logits.
+    def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
+        """One training pass through ``channel`` (:meth:`semsim.codec.Codec.forward`) with
+        :meth:`~semsim.codec.LearnedCodec.training_symbols` symbols: ``[B, num_classes, H, W]`` logits,
+        scored by the cross-entropy ignoring void labels (:func:`semsim.nn.losses.training_loss`).
         """
         self._check_task(task)
         b, _, height, width = images.shape
@@ -200,7 +199,7 @@ class DeepLabJSCC(SegmentationBaseline):
         x = self._encode(images, self.training_symbols(height, width, self.latent_symbols(height, width)))
         y, info = channel(x, snr_db)
         logits = self._decode(y, info, snr_db, (height, width))
-        return segmentation_loss(logits, labels, self.num_classes), logits
+        return CodecOutput(output=logits, prediction=logits)
 
 
 __all__ = ["DeepLabJSCC", "DeepLabDecoder", "ImageNetNorm", "SegmentationBaseline", "build_backbone"]

@@ -13,7 +13,7 @@ The digital chain is :class:`~baselines.separation.SeparationCodec` itself (held
 FCN segments the fallback image and that output is scored; ``failed`` stays True for the image.
 
 Training follows the FCN paper: the FCN is a separate network, trained on clean images of the
-segmentation data; :meth:`DigitalFCNCodec.training_step` ignores the channel and the SNR (the link
+segmentation data; :meth:`DigitalFCNCodec.forward` ignores the channel and the SNR (the link
 has no parameters, and backpropagating through JPEG and LDPC decoding is neither possible nor what
 the baseline describes).
 
@@ -39,11 +39,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from semsim.codec import Budget, Transmission
+from semsim.codec import Budget, CodecOutput, Transmission
 from semsim.errors import ConfigError, choices
 from semsim.registry import register
 
-from semsim.nn.losses import segmentation_loss
 
 from .deeplab import ImageNetNorm, SegmentationBaseline, build_backbone
 from .separation import SOURCE_LABELS, SeparationCodec
@@ -144,15 +143,14 @@ class DigitalFCNCodec(SegmentationBaseline):
         return dataclasses.replace(tr, output=self.segment(tr.output))
 
     # --- training -------------------------------------------------------------------------------
-    def training_step(self, task, images, labels, channel, snr_db):
+    def forward(self, task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
         """The FCN on the clean ``images`` (``channel`` and ``snr_db`` are ignored: the FCN is
-        trained apart from the link, as in the paper); cross-entropy ignoring void labels.
-
-        :returns: the loss and ``[B, num_classes, H, W]`` logits.
+        trained apart from the link, as in the paper): ``[B, num_classes, H, W]`` logits, scored by
+        the cross-entropy ignoring void labels (:func:`semsim.nn.losses.training_loss`).
         """
         self._check_task(task)
         logits = self.segment(images)
-        return segmentation_loss(logits, labels, self.num_classes), logits
+        return CodecOutput(output=logits, prediction=logits)
 
 
 __all__ = ["DigitalFCNCodec"]

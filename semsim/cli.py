@@ -231,7 +231,7 @@ def cmd_report(args) -> int:
 
 def cmd_ship(args) -> int:
     from .config import set_device
-    from .weights import ship_weights
+    from .ship import ship_weights
 
     entries = ship_weights(args.weights, args.into, force=args.force, device=set_device(args.device), log=print)
     for name, e in entries.items():

@@ -114,6 +114,18 @@ class Transmission:
     extra: dict[str, list[Any]] = field(default_factory=dict)
 
 
+@dataclass
+class CodecOutput:
+    """What :meth:`Codec.forward` returns (as CompressAI's models return ``x_hat`` with what the loss
+    needs; the loss is :func:`semsim.nn.losses.training_loss`): ``output`` as :meth:`Codec.decode`
+    gives it (detached image, or logits), ``prediction`` what the loss scores (image, logits, or the
+    diffusion decoder's ``x0`` in [-1, 1]) and ``target`` on its scale (None: segmentation labels)."""
+
+    output: torch.Tensor
+    prediction: torch.Tensor
+    target: torch.Tensor | None = None
+
+
 class Codec(torch.nn.Module):
     """Base of every transmission method.
 
@@ -200,19 +212,20 @@ class Codec(torch.nn.Module):
         """Tasks this codec's parameters serve; ``semsim train`` draws one batch per task per step."""
         return (self.task,)
 
+    def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
+        """One differentiable pass of ``images`` (``[B, 3, H, W]`` in [0, 1], random crops) for
+        ``task`` through ``channel`` at ``snr_db`` (``[B]`` float32): what learned codecs implement."""
+        raise NotImplementedError(f"method {self.label!r} is not trainable")
+
     def training_step(self, task: Task, images: torch.Tensor, labels: torch.Tensor | None, channel,
                       snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One differentiable pass through ``channel`` for training.
+        """What ``semsim train`` calls per task and batch: :meth:`forward`, then the loss outside the
+        model (:func:`~semsim.nn.losses.training_loss`; ``labels`` ``[B, H, W]`` int64 or None).
+        A codec without :meth:`forward` may override it. Returns the loss and ``output``."""
+        from .nn.losses import training_loss
 
-        :param task: which of :attr:`tasks` this batch trains.
-        :param images: ``[B, 3, H, W]`` float in [0, 1] (random crops).
-        :param labels: ``[B, H, W]`` int64 with the dataset's void index (segmentation), else None.
-        :param channel: a :class:`~semsim.channels.Channel` (differentiable).
-        :param snr_db: ``[B]`` float32, the SNR drawn per image.
-        :returns: the scalar loss and the output as :meth:`decode` gives it (image or logits), for
-            logging PSNR / mIoU.
-        """
-        raise NotImplementedError(f"method {self.label!r} is not trainable")
+        out = self(Task(task), images, channel, snr_db)
+        return training_loss(out, labels, getattr(self, "num_classes", None)), out.output
 
     def configure_training(self, **options: Any) -> None:
         """Method-specific training options of a recipe (``per_method`` in a ``kind: train``

@@ -1,7 +1,7 @@
 """Files of a run: atomic writes, checks that an output path can be written (made before any work
 starts), content hashes cached by file status, and the output-folder lock.
 
-- :func:`atomic_file`: readers see the old file or the new one, never a torn one.
+- :func:`atomic_file`, :func:`write_atomic`: readers see the old file or the new one, never a torn one.
 - :func:`check_output_folder` / :func:`check_output_file`: refuse an unwritable output first.
 - :func:`file_sha256`: sha256 of files' bytes, cached by path, size and times, so an unchanged
   file is read once per machine.
@@ -70,6 +70,12 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through :func:`atomic_file`: readers see the old file or the new one."""
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        f.write(text)
 
 
 def remove_orphans(folder: str | os.PathLike, names: Iterable[str] | None = None) -> list[Path]:

@@ -9,6 +9,9 @@
   dashed grey lines labelled "published", where channel and CBR match.
 - BER results: log-scale BER and BLER against Es/N0 (or Eb/N0), with the closed forms for uncoded
   QAM over AWGN and QPSK over Rayleigh (dotted).
+- training curves (``semsim train``): a method's loss (log scale) and validation PSNR / mIoU per SNR
+  against the step (:func:`plot_training`), and the losses of several methods side by side
+  (:func:`plot_training_losses`).
 """
 from __future__ import annotations
 
@@ -242,3 +245,77 @@ def plot_ber(rows, out: Path, x: str = "snr") -> list[Path]:
         axes[0].legend(fontsize=7)
         paths += _save(fig, out, f"ber_{_slug(channel)}_{x}")
     return paths
+
+
+# --- training curves -----------------------------------------------------------------------------
+
+def plot_training(curve: list[dict[str, str]], validation: list[dict[str, str]], path: Path, title: str) -> Path:
+    """One method's training: loss (log scale when positive) and validation PSNR / mIoU per SNR
+    against the step, as a PNG written atomically to ``path``.
+
+    :param curve: rows of ``curve.csv`` (``step``, ``loss``, ``loss_<task>``, ``psnr``, ``miou``).
+    :param validation: rows of ``validation.csv`` (``step``, ``snr_db``, ``psnr``, ``miou``).
+    """
+    from matplotlib.figure import Figure
+
+    has_seg = any(not math.isnan(num(r["miou"])) for r in validation + curve)
+    has_rec = any(not math.isnan(num(r["psnr"])) for r in validation + curve)
+    panels = 1 + has_rec + has_seg
+    fig = Figure(figsize=(4.6 * panels, 3.6))
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    steps = [num(r["step"]) for r in curve]
+    for col, name in (("loss", "total"), ("loss_reconstruction", "reconstruction"),
+                      ("loss_segmentation", "segmentation")):
+        ys = [num(r[col]) for r in curve]
+        if any(not math.isnan(y) for y in ys) and (col == "loss" or has_rec + has_seg > 1):
+            axes[0].plot(steps, ys, lw=0.8 if col == "loss" else 0.6, label=name)
+    _log_if_positive(axes[0], [num(r["loss"]) for r in curve])
+    axes[0].set(xlabel="step", ylabel="training loss", title=title)
+    axes[0].legend(fontsize=7)
+    axes[0].grid(alpha=0.3)
+    snrs = sorted({num(r["snr_db"]) for r in validation})
+    for ax, metric, ylabel, show in ((axes[1] if has_rec else None, "psnr", "validation PSNR (dB)", has_rec),
+                                     (axes[-1] if has_seg else None, "miou", "validation mIoU", has_seg)):
+        if not show:
+            continue
+        for snr in snrs:
+            pts = [(num(r["step"]), num(r[metric])) for r in validation if num(r["snr_db"]) == snr]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{snr:g} dB")
+        ax.set(xlabel="step", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        if snrs:
+            ax.legend(fontsize=7, title="SNR", title_fontsize=7)
+    return _save_png(fig, path)
+
+
+def plot_training_losses(curves: dict[str, list[dict[str, str]]], path: Path) -> Path:
+    """The training loss of each method (name → rows of its ``curve.csv``), side by side on shared
+    axes, as a PNG written atomically to ``path``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(curves), 3.4))
+    axes = fig.subplots(1, len(curves), sharex=True, sharey=True, squeeze=False)[0]
+    every = []
+    for ax, (name, rows) in zip(axes, curves.items()):
+        ys = [num(r["loss"]) for r in rows]
+        every += ys
+        ax.plot([num(r["step"]) for r in rows], ys, lw=0.8)
+        ax.set(title=name, xlabel="step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("training loss")
+    _log_if_positive(axes[0], every)
+    return _save_png(fig, path)
+
+
+def _log_if_positive(ax, values: list[float]) -> None:
+    finite = [v for v in values if not math.isnan(v)]
+    if finite and min(finite) > 0:
+        ax.set_yscale("log")
+
+
+def _save_png(fig, path: Path) -> Path:
+    from .files import atomic_file
+
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path

@@ -1,9 +1,11 @@
-"""Reading and summarising results CSVs: means with 95 % confidence intervals, best-MCS envelopes,
-Markdown tables. Plots (:mod:`semsim.plots`) and the CLI build on these functions.
+"""Writing, reading and summarising results CSVs: cells, rows appended as they come, files read
+back (a torn last line dropped), means with 95 % confidence intervals, best-MCS envelopes, Markdown
+tables. The runner, ``semsim train``, the plots (:mod:`semsim.plots`) and the CLI build on these.
 """
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -13,6 +15,47 @@ from typing import Any
 import numpy as np
 
 ENVELOPE_MCS = "best"
+
+
+def format_cell(value: Any) -> str:
+    """A CSV cell: ``""`` for None, ``true``/``false``, floats to 10 significant digits, ``nan``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.10g}"
+    return str(value)
+
+
+def csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A whole CSV file (header and ``rows``, cells by :func:`format_cell`) as text."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: format_cell(r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def append_row(path: str | Path, row: dict[str, Any], columns: Sequence[str]) -> None:
+    """Append one row (the file's header already written) to a CSV file."""
+    with open(path, "a", newline="") as f:
+        f.write(",".join(format_cell(row.get(c)) for c in columns) + "\n")
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV that is appended to (``curve.csv``): none if the file is missing, and a torn
+    last line (a process killed while appending) is dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return [r for r in csv.DictReader(text.splitlines()) if None not in r and None not in r.values()]
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

@@ -38,15 +38,12 @@ a GPU) and rank 0 then assembles the outputs.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -62,8 +59,10 @@ from . import registry
 from .codec import Task, cbr
 from .config import derive_seed, seed_everything, set_device
 from .errors import ConfigError, OutputError
-from .files import atomic_file, check_output_folder, file_sha256, folder_lock, remove_orphans
+from .files import check_output_folder, file_sha256, folder_lock, remove_orphans, write_atomic
 from .metrics import ConfusionMatrix, ms_ssim, psnr
+from .provenance import git_commit
+from .results import csv_text
 from .scenario import Point, Scenario, load_scenario, spec_label
 
 #: a dataset whose decoded samples fit in this many bytes is decoded once per run, not per point
@@ -78,52 +77,12 @@ TIMING_COLUMNS = ("seconds",)
 POINTS_DIR = ".points"
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.10g}"
-    return str(value)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        f.write(text)
-
-
-def _csv_text(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt(r.get(k)) for k in columns})
-    return buf.getvalue()
-
-
 def _digest(value: Any) -> str:
     """sha256 of plain data (key order does not matter)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # --- provenance ---------------------------------------------------------------------------------
-
-def _git_commit() -> str:
-    src = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        out = None
-    if out is None or out.returncode != 0:  # no git, or a copy without .git: the launcher may say which commit
-        return os.environ.get("SEMSIM_GIT_COMMIT", "unknown")
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
 
 def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None,
                data: dict[str, str] | None = None) -> dict[str, Any]:
@@ -145,7 +104,7 @@ def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None,
         "scenario_file": str(sc.path) if sc.path else None,
         "scenario_hash": sc.hash,
         "scenario_content": sc.raw,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "versions": {"python": platform.python_version(), **versions},
         "device": dev,
         "host": platform.node(),
@@ -306,13 +265,13 @@ class Runner:
         return why or ["its inputs changed"]
 
     def _rebuild_csv(self, points: list[Point]) -> None:
-        chunks = [_csv_text([], self.columns)]
+        chunks = [csv_text([], self.columns)]
         for pt in points:
             try:
                 chunks.append(self._part(pt).read_text().split("\n", 1)[1])
             except FileNotFoundError:
                 continue
-        _atomic_write(self.csv_path, "".join(chunks))
+        write_atomic(self.csv_path, "".join(chunks))
 
     def run(self, only: Iterable[str] | None = None) -> Path:
         """Run every unfinished point (or only the point ids in ``only``); return the CSV path.
@@ -336,9 +295,9 @@ class Runner:
 
     def _ranks(self, only: Iterable[str] | None) -> Path | None:
         """A ``torchrun`` rank: compute shard ``RANK/WORLD_SIZE``, wait for all ranks, rank 0 assembles."""
-        from .train import _Dist
+        from .distributed import Dist
 
-        dist, self.device = _Dist.setup(self.device, backend="gloo", timeout=timedelta(days=30))
+        dist, self.device = Dist.setup(self.device, backend="gloo", timeout=timedelta(days=30))
         self._joined = True
         try:
             if self.fresh:
@@ -386,7 +345,7 @@ class Runner:
         assemble = self.shard is None
         prov = provenance(self.sc, self.device, self.weights_sha256, self.data_sha256)
         if assemble:
-            _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
+            write_atomic(self.out / "provenance.json", json.dumps(prov, indent=2))
         pending = [p for p in todo if not self._part(p).exists()]
         files: dict[str, list[Path]] = {}
         for f in (self.out / POINTS_DIR).glob("*.csv"):
@@ -406,8 +365,8 @@ class Runner:
                 bar.set_postfix_str(pt.key[-60:])
                 rows = self.ber_point(pt) if self.sc.kind == "ber" else self.transmission_point(pt)
                 record = {"point": pt.id, "key": pt.key, "seed": pt.seed, "inputs": self.inputs(pt)}
-                _atomic_write(part.with_suffix(".json"), json.dumps(record, indent=1))
-                _atomic_write(part, _csv_text(rows, self.columns))
+                write_atomic(part.with_suffix(".json"), json.dumps(record, indent=1))
+                write_atomic(part, csv_text(rows, self.columns))
                 if assemble:
                     self._rebuild_csv(points)
             bar.update(1)
@@ -423,7 +382,7 @@ class Runner:
                             "points_recomputed": recomputed, "recomputed_because": dict(reasons),
                             "wall_seconds": round(time.perf_counter() - t_run, 2)}
         prov["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _atomic_write(self.out / "provenance.json", json.dumps(prov, indent=2))
+        write_atomic(self.out / "provenance.json", json.dumps(prov, indent=2))
         self.assembled = True
         return self.csv_path
 

@@ -11,8 +11,10 @@ import torch
 from semsim import registry
 from semsim.codec import Budget, SymbolPolicy, Task
 from semsim.errors import ConfigError
-from semsim.train import _backward_per_task, learning_rate, train
-from semsim.weights import cumulative, manifest, read_meta, ship_weights
+from semsim.train import train
+from semsim.train_step import backward_per_task, learning_rate
+from semsim.ship import ship_weights
+from semsim.weights import cumulative, manifest, read_meta
 
 from test_train import SCENARIO, TinyJSCC
 
@@ -86,7 +88,7 @@ def test_per_task_backward_equals_one_backward():
     one = [p.grad.clone() for p in shared.parameters()]
     for p in shared.parameters():
         p.grad = None
-    norms = _backward_per_task(losses(), list(shared.parameters()))
+    norms = backward_per_task(losses(), list(shared.parameters()))
     assert all(torch.allclose(a, p.grad) for a, p in zip(one, shared.parameters()))
     for p in shared.parameters():
         p.grad = None
@@ -167,7 +169,7 @@ def test_resume_refuses_changed_training_data(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(photos / f"{i}.png")
-    sc = dict(SCENARIO, steps=4, data={"reconstruction": {"name": "folder", "path": str(photos)},
+    sc = dict(SCENARIO, steps=4, data={"reconstruction": {"name": "folder", "root": str(photos)},
                                        "segmentation": SCENARIO["data"]["segmentation"]},
               validation=dict(SCENARIO["validation"], every=4))
     train(sc, output=tmp_path / "out", progress=False, stop_at_step=2)

@@ -22,7 +22,7 @@ LANDSCAPE, PORTRAIT = (3, 512, 768), (3, 768, 512)
 
 @pytest.fixture(scope="module")
 def kodak(kodak_dir):
-    ds = build_dataset({"name": "kodak", "path": str(kodak_dir)})
+    ds = build_dataset({"name": "kodak", "root": str(kodak_dir)})
     return ds, [ds[i] for i in range(len(ds))]
 
 
@@ -135,7 +135,7 @@ def test_corrupt_files_raise_data_error_naming_the_file(tmp_path):
 
 def test_missing_folders_and_bad_options(tmp_path, shared):
     missing = tmp_path / "nowhere"
-    for spec in ({"name": "folder", "path": str(missing)}, {"name": "voc", "root": str(missing)},
+    for spec in ({"name": "folder", "root": str(missing)}, {"name": "voc", "root": str(missing)},
                  {"name": "camvid", "root": str(missing)}, {"name": "bsds500", "root": str(missing)}):
         with pytest.raises(DataError, match=re.escape(str(missing))):
             build_dataset(spec)
@@ -217,7 +217,7 @@ def test_div2k_parent_folder(tmp_path, monkeypatch):
     (hr / "notes.txt").write_text("not an image")
     monkeypatch.setenv("DIV2K_ROOT", str(tmp_path / "DIV2K"))
     for path in ("$DIV2K_ROOT", str(hr)):
-        ds = build_dataset({"name": "folder", "path": path})
+        ds = build_dataset({"name": "folder", "root": path})
         assert ds.ids == ["0801"] and str(ds.root) == str(hr)
         assert torch.equal(ds[0].image, torch.from_numpy(pixels).permute(2, 0, 1).float() / 255)
     (tmp_path / "DIV2K" / "DIV2K_train_HR").mkdir()
@@ -258,3 +258,12 @@ def test_batches_by_size_and_stack(kodak_dir):
         stack([ds[0], ds[3]])
     images, labels, _ = stack(list(ProceduralDataset(num=2, height=32, width=48)))
     assert images.shape == (2, 3, 32, 48) and labels.shape == (2, 32, 48) and labels.dtype == torch.int64
+
+
+def test_folder_path_is_the_old_name_of_root(tmp_path):
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.warns(FutureWarning, match="option 'path' is deprecated; write root"):
+        old = build_dataset({"name": "folder", "path": str(tmp_path)})
+    assert old.ids == build_dataset({"name": "folder", "root": str(tmp_path)}).ids == ["a"]
+    with pytest.raises(ConfigError, match="give root only"):
+        build_dataset({"name": "kodak", "root": str(tmp_path), "path": str(tmp_path)})

@@ -9,7 +9,8 @@ from conftest import REPO
 from semsim import Budget, build_codec, build_channel
 from semsim.errors import ConfigError
 from semsim.info import learned_methods
-from semsim.weights import NO_TRAIN_CHANNEL, PRETRAINED_DIR, manifest, read_meta, resolve_weights, sha256, ship_weights
+from semsim.ship import NO_TRAIN_CHANNEL, ship_weights
+from semsim.weights import PRETRAINED_DIR, manifest, read_meta, resolve_weights, sha256
 
 REQUIRED = ("file", "sha256", "method", "preset", "recipe", "data", "steps", "wall_seconds", "device",
             "device_name", "train_channel", "git_commit")

@@ -1,4 +1,5 @@
-"""Training losses shared by semsim's learned codecs."""
+"""Training losses shared by semsim's learned codecs: the loss stays outside the model, whose
+``forward`` returns a :class:`~semsim.codec.CodecOutput` (``prediction`` and ``target``)."""
 from __future__ import annotations
 
 import torch
@@ -16,3 +17,16 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, num_classes: i
     target = torch.where(valid, target, torch.full_like(target, -100))
     total = F.cross_entropy(logits.float(), target, ignore_index=-100, reduction="sum")
     return total / valid.sum().clamp_min(1)
+
+
+def training_loss(out, labels: torch.Tensor | None, num_classes: int | None) -> torch.Tensor:
+    """The loss of one training batch from a codec's :class:`~semsim.codec.CodecOutput`: MSE of
+    ``prediction`` against ``target`` (reconstruction: on the [0, 1] pixel scale, or on [-1, 1] for
+    the diffusion decoder's ``x0`` estimate, paper eq. 5), else :func:`segmentation_loss` of the
+    logits against ``labels`` (eq. 6).
+
+    :param labels: ``[B, H, W]`` int64 (segmentation) or None.
+    """
+    if out.target is not None:
+        return F.mse_loss(out.prediction, out.target)
+    return segmentation_loss(out.prediction, labels, num_classes)

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..channels import snr_vector
-from ..codec import (Budget, LearnedCodec, Task, latent_to_symbols, received_plane_count, received_planes)
+from ..codec import (Budget, CodecOutput, LearnedCodec, Task, latent_to_symbols, received_plane_count,
+                     received_planes)
 from ..errors import ConfigError, choices
 from ..nn.blocks import ResBlock
-from ..nn.losses import segmentation_loss
 from ..registry import register
 from .source_kb import TxSourceKB, ceil_to, pad_to_multiple
 
@@ -277,15 +277,17 @@ class SemanticCodec(LearnedCodec):
         return ((x0[..., :height, :width] + 1) / 2).clamp(0, 1)
 
     # --- training -------------------------------------------------------------------------------
-    def training_step(self, task, images, labels, channel, snr_db):
-        """One pass through ``channel``: MSE (eq. 5) of the x0-prediction at a sampled time step,
-        or cross-entropy (eq. 6) ignoring void labels (any label outside ``[0, num_classes)``).
+    def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
+        """One training pass through ``channel`` (:meth:`semsim.codec.Codec.forward`): segmentation
+        logits, or the diffusion decoder's x0-prediction at a sampled time step
+        (:meth:`_diffusion_forward`). The loss (MSE, eq. 5; cross-entropy ignoring void labels, eq. 6)
+        is :func:`semsim.nn.losses.training_loss`.
 
         The symbol count follows :meth:`semsim.codec.LearnedCodec.training_symbols` (the recipe's
         ``symbols`` policy), so one model serves other budgets too.
         """
         task = Task(task)
-        b, _, height, width = images.shape
+        _, _, height, width = images.shape
         n = self.training_symbols(height, width, self.latent_symbols(task, height, width))
         x = self._encode(images, task, n)
         y, info = channel(x, snr_db)
@@ -293,13 +295,20 @@ class SemanticCodec(LearnedCodec):
         g = self.rx_kb(planes, task)
         if task is Task.SEGMENTATION:
             logits = self.seg_decoder(g, planes)[..., :height, :width]
-            return segmentation_loss(logits, labels, self.num_classes), logits
+            return CodecOutput(output=logits, prediction=logits)
+        return self._diffusion_forward(images, g, planes, snr_db)
+
+    def _diffusion_forward(self, images: torch.Tensor, g: torch.Tensor, planes: torch.Tensor,
+                           snr_db: torch.Tensor) -> CodecOutput:
+        """The diffusion decoder's training pass: the clean image in [-1, 1] (reflect-padded) noised
+        to a time step drawn by :meth:`~semsim.nn.diffusion.Diffusion.sample_timesteps`, and the
+        decoder's estimate of it (x0-prediction), compared with ``2 images - 1`` by the loss."""
+        b, _, height, width = images.shape
         x0, _ = pad_to_multiple(images * 2 - 1, TxSourceKB.MULTIPLE)
         t = self.diffusion.sample_timesteps(b, images.device)
         x_t = self.diffusion.add_noise(x0, torch.randn_like(x0), t)
         pred = self.recon_decoder(x_t, t, g, planes, snr_db)[..., :height, :width]
-        loss = F.mse_loss(pred, images * 2 - 1)
-        return loss, ((pred.detach() + 1) / 2).clamp(0, 1)
+        return CodecOutput(output=((pred.detach() + 1) / 2).clamp(0, 1), prediction=pred, target=images * 2 - 1)
 
 
 @functools.lru_cache(maxsize=1)
