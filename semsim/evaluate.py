@@ -159,7 +159,9 @@ class Evaluation:
         """Metric ``name`` over the dataset: a per-image metric's mean over the images (NaN if
         none), a dataset-level metric's value."""
         values = [r[name] for r in self.rows]
-        return sum(values) / len(values) if values else math.nan
+        if not values:
+            return math.nan
+        return sum(values) / len(values) if METRICS[name].per_image else values[0]
 
 
 def evaluate_batches(codec, channel, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None, list[str]]],
@@ -190,4 +192,38 @@ def evaluate_batches(codec, channel, batches: Iterable[tuple[torch.Tensor, torch
     return Evaluation(rows, matrix)
 
 
-__all__ = ["COLUMNS", "BatchResult", "Evaluation", "evaluate_batch", "evaluate_batches", "serving", "snr_tensor"]
+def scores_per_snr(codec, channel, batches: dict[Task, list[tuple[torch.Tensor, torch.Tensor | None]]],
+                   snr_db: Iterable[float], seed: int, *, label_space: LabelSpace | None = None,
+                   device: str | torch.device = "cpu", metrics: Iterable[str] | None = None,
+                   autocast: Callable = nullcontext) -> list[dict[str, Any]]:
+    """Scores of ``codec`` in eval mode for each of its tasks at each SNR (training's validation):
+    one row per SNR, ``{"snr_db": ..., name: value}`` with each metric of :data:`METRICS`
+    (per-image ones: the mean over the images; NaN for a task the codec does not serve). The noise
+    of each (task, SNR) is seeded from ``seed``, so it is the same at every call.
+
+    :param batches: task → ``[(images [B,3,H,W] float in [0, 1], labels [B,H,W] int64 | None), ...]``.
+    :param label_space: the segmentation labels' classes (default: the codec's).
+    """
+    from .config import derive_seed, seed_everything
+
+    wanted = list(METRICS if metrics is None else metrics)
+    was_training = codec.training
+    codec.eval()
+    rows = []
+    try:
+        for snr in snr_db:
+            row = {"snr_db": snr, **{name: math.nan for name in wanted}}
+            for task in codec.tasks:
+                seed_everything(derive_seed(seed, "validation", task.value, snr))
+                triples = [(images, labels, [""] * images.shape[0]) for images, labels in batches[task]]
+                ev = evaluate_batches(codec, channel, triples, snr, task=task, label_space=label_space,
+                                      device=device, metrics=wanted, autocast=autocast)
+                row.update({name: ev.mean(name) for name in wanted if METRICS[name].task == task.value})
+            rows.append(row)
+    finally:
+        codec.train(was_training)
+    return rows
+
+
+__all__ = ["COLUMNS", "BatchResult", "Evaluation", "evaluate_batch", "evaluate_batches", "scores_per_snr",
+           "serving", "snr_tensor"]
