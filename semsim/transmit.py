@@ -66,9 +66,9 @@ def resolve_task(request: str, force: str = 'task="{task}"'):
     :raises AmbiguousTaskError: a :class:`~semsim.errors.ConfigError` too: the best two tasks score
         within the KB's margin; the message names both with their scores and how to force one.
     """
-    from .semantic.system import task_kb
+    from .semantic.task_kb import TaskKB
 
-    return task_kb().resolve(request, force)
+    return TaskKB().resolve(request, force)
 
 
 def method_tasks(method: str) -> tuple[Task, ...]:
@@ -227,21 +227,14 @@ def _channel_spec(channel: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _task(method: str, request: str | None, task: str | None) -> tuple[Task, dict[str, float]]:
-    """The task (from the request, the given task, or the method's own) and the KB's scores; an
-    error naming the methods that serve it when ``method`` does not."""
-    if request is not None and task is not None:
-        raise ConfigError("give either a request (free text) or a task, not both")
-    serves, scores = method_tasks(method), {}
-    if request is not None:
-        match = resolve_task(request, force="--task {task}")
-        resolved, scores = Task(match.task), dict(match.scores)
-    elif task is not None:
-        valid = [t.value for t in Task]
-        if task not in valid:
-            raise ConfigError(f"unknown task {task!r}; valid choices: {choices(valid)}")
-        resolved = Task(task)
-    else:
-        resolved = serves[0]
+    """The task (from the request, the given task, or the method's own:
+    :func:`~semsim.semantic.task_kb.parse_task`) and the KB's scores; an error naming the methods
+    that serve it when ``method`` does not."""
+    from .semantic.task_kb import parse_task
+
+    serves = method_tasks(method)
+    resolved, scores = parse_task(task, request, force="--task {task}")
+    resolved = resolved or serves[0]
     if resolved not in serves:
         serving = [n for n in registry.names("codec") if resolved in method_tasks(n)]
         source = f"the request {request!r} resolved to" if request is not None else "the task is"
