@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import torch
 
+from .channels import snr_vector
 from .codec import Task, Transmission, cbr
 from .errors import ConfigError, choices
 from .metrics import METRICS, ConfusionMatrix, LabelSpace
@@ -38,14 +39,6 @@ from .metrics import METRICS, ConfusionMatrix, LabelSpace
 COLUMNS = ("scenario", "dataset", "task", "method", "weights", "train_channel", "channel", "snr_db", "budget", "mcs",
            "code_rate", "image", "height", "width", "channel_uses", "overhead", "cbr", *METRICS, "bits", "quality",
            "bler", "failed", "seed", "point", "seconds")
-
-
-def snr_tensor(snr_db: float | torch.Tensor, batch: int, device: str | torch.device = "cpu") -> torch.Tensor:
-    """One SNR per image: a number, a 0-d tensor or a ``[B]`` tensor (dB) → ``[B]`` float32 on ``device``."""
-    if isinstance(snr_db, torch.Tensor):
-        t = snr_db.to(device=device, dtype=torch.float32)
-        return t.expand(batch).clone() if t.dim() == 0 else t
-    return torch.full((batch,), float(snr_db), device=device)
 
 
 @contextmanager
@@ -127,7 +120,7 @@ def evaluate_batch(codec, channel, images: torch.Tensor, labels: torch.Tensor | 
     """
     task = Task(task)
     b, _, h, w = images.shape
-    snr = snr_tensor(snr_db, b, images.device)
+    snr = snr_vector(snr_db, b, images.device)
     t0 = time.perf_counter()
     with torch.no_grad(), serving(codec, task) as c, autocast():
         tr = c.transmit(images, channel, snr)
@@ -226,4 +219,4 @@ def scores_per_snr(codec, channel, batches: dict[Task, list[tuple[torch.Tensor, 
 
 
 __all__ = ["COLUMNS", "BatchResult", "Evaluation", "evaluate_batch", "evaluate_batches", "scores_per_snr",
-           "serving", "snr_tensor"]
+           "serving"]

@@ -13,7 +13,8 @@ from semsim import metrics
 from semsim.codec import Task
 from semsim.config import seed_everything
 from semsim.errors import ConfigError
-from semsim.evaluate import COLUMNS, evaluate_batch, evaluate_batches, scores_per_snr, serving, snr_tensor
+from semsim.channels import snr_vector
+from semsim.evaluate import COLUMNS, evaluate_batch, evaluate_batches, scores_per_snr, serving
 from semsim.metrics import METRICS, ConfusionMatrix, LabelSpace, Metric
 
 
@@ -32,12 +33,6 @@ def test_docstring_example_runs():
 def test_metrics_table_gives_the_csv_columns_and_plot_labels():
     assert [c for c in COLUMNS if c in METRICS] == list(METRICS) == ["psnr", "ms_ssim", "miou"]
     assert metrics.PLOT_LABELS["psnr"] == "PSNR (dB)" and not METRICS["miou"].per_image
-
-
-def test_snr_tensor_forms():
-    for value in (7, 7.0, torch.tensor(7.0), torch.full((3,), 7.0)):
-        t = snr_tensor(value, 3)
-        assert t.shape == (3,) and t.dtype == torch.float32 and (t == 7).all()
 
 
 def test_a_metric_added_to_the_table_reaches_the_rows(monkeypatch):
@@ -66,7 +61,7 @@ def test_dataset_miou_over_every_batch():
     cm = ConfusionMatrix(*space)
     for sl in (slice(0, 2), slice(2, 3)):
         with torch.no_grad():
-            cm.update(codec.transmit(images[sl], channel, snr_tensor(10.0, sl.stop - sl.start)).output, labels[sl])
+            cm.update(codec.transmit(images[sl], channel, snr_vector(10.0, sl.stop - sl.start)).output, labels[sl])
     assert [r["image"] for r in ev.rows] == ["0", "1", "2"]
     assert all(r["miou"] == cm.miou() == ev.mean("miou") for r in ev.rows)
     assert all(math.isnan(r["psnr"]) for r in ev.rows) and torch.equal(ev.confusion, cm.matrix)
