@@ -121,14 +121,15 @@ def evaluate_batch(codec, channel, images: torch.Tensor, labels: torch.Tensor | 
     task = Task(task)
     b, _, h, w = images.shape
     snr = snr_vector(snr_db, b, images.device)
-    t0 = time.perf_counter()
-    with torch.no_grad(), serving(codec, task) as c, autocast():
-        tr = c.transmit(images, channel, snr)
-    if images.is_cuda:
-        torch.cuda.synchronize(images.device)
-    seconds = (time.perf_counter() - t0) / b
-    for n in tr.channel_uses:
-        c.check_budget(n, h, w)
+    with serving(codec, task) as c:
+        t0 = time.perf_counter()
+        with torch.no_grad(), autocast():
+            tr = c.transmit(images, channel, snr)
+        if images.is_cuda:
+            torch.cuda.synchronize(images.device)
+        seconds = (time.perf_counter() - t0) / b
+        for n in tr.channel_uses:
+            c.check_budget(n, h, w)
     wanted = set(METRICS if metrics is None else metrics)
     scores = {name: m.score(images, tr.output).cpu() for name, m in METRICS.items()
               if name in wanted and m.per_image and m.task == task.value}

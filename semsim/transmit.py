@@ -327,7 +327,8 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     spec = _codec_spec(method, resolved, preset, weights, mcs, sampling_steps)
     seed_everything(seed)
     codec = registry.build("codec", spec, budget=budget).to(device).eval()
-    check_budget_fits(codec, budget, h, w, f"this {w}x{h} image", repr(method), "raise the budget or send a larger image")
+    check_budget_fits(codec, budget, h, w, f"this {w}x{h} image", repr(method),
+                      "raise the budget or send a larger image")
     seed_everything(seed)  # the channel noise does not depend on how the codec was built
     sent = _send(codec, channel_obj, img, snr_db, resolved, device, method)
     result = _result(sent, codec, spec, img, truth, budget, request=request, scores=scores,

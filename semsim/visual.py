@@ -4,9 +4,10 @@ One figure per command, from an ordinary transmission scenario: its first datase
 named), its first budget, its first channel and one SNR. Rows are images; the columns are the
 original, the ground truth (labelled data: a colour overlay of the class map), then one column per
 method and MCS, titled as the results tables name the method (:func:`semsim.results.method_label`;
-below it the task of a codec serving several, and the MCS). A reconstruction tile shows the received image with its PSNR; a segmentation tile
-the predicted classes blended over the input (:func:`semsim.pictures.overlay`) with the image's
-mIoU. A segmentation method trained on another label space than the data's (CamVid weights, 11
+below it the task of a codec serving several, and the MCS). Every column is sent and scored by
+:func:`semsim.evaluate.evaluate_batch`. A reconstruction tile shows the received image with its
+PSNR; a segmentation tile the predicted classes blended over the input
+(:func:`semsim.pictures.overlay`) with the image's mIoU. A segmentation method trained on another label space than the data's (CamVid weights, 11
 classes, on PASCAL VOC, 21) is drawn in its own palette and marked "not scored".
 
 Each method is sent exactly as ``semsim run`` sends that point: the point's seed (from the scenario

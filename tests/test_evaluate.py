@@ -55,8 +55,8 @@ def test_dataset_miou_over_every_batch():
                                budget=semsim.Budget("cbr", 1 / 4))
     channel, space = semsim.build_channel("awgn"), LabelSpace(ds.num_classes, ds.ignore_index)
     seed_everything(0)
-    ev = evaluate_batches(codec.eval(), channel, [(images[:2], labels[:2], ["0", "1"]), (images[2:], labels[2:], ["2"])],
-                          10.0, task="segmentation", label_space=space)
+    batches = [(images[:2], labels[:2], ["0", "1"]), (images[2:], labels[2:], ["2"])]
+    ev = evaluate_batches(codec.eval(), channel, batches, 10.0, task="segmentation", label_space=space)
     seed_everything(0)
     cm = ConfusionMatrix(*space)
     for sl in (slice(0, 2), slice(2, 3)):

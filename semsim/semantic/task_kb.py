@@ -231,7 +231,8 @@ class TaskKB:
         return TaskMatch(best, score, task_scores)
 
 
-def parse_task(task: str | None, request: str | None, force: str = "task: {task}") -> tuple[Task | None, dict[str, float]]:
+def parse_task(task: str | None, request: str | None,
+               force: str = "task: {task}") -> tuple[Task | None, dict[str, float]]:
     """The task named by ``task`` or meant by ``request`` (free text for the KB; a task's own name
     needs no KB and cannot be ambiguous), and the KB's cosine similarity per task (empty when the
     KB was not asked); ``None`` when neither is given. Shared by ``semsim transmit`` and the
