@@ -153,7 +153,10 @@ def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None,
 # --- the runner ---------------------------------------------------------------------------------
 
 class Runner:
-    """Runs a validated :class:`Scenario` into an output folder. See the module docstring."""
+    """Runs a validated :class:`~semsim.scenario.SweepScenario` (transmission or BER) into an output
+    folder. See the module docstring. The runner knows no kind: a point's rows come from its
+    scenario's :meth:`~semsim.scenario.SweepScenario.point_rows`, which builds what it needs through
+    :meth:`dataset`, :meth:`samples`, :meth:`channel` and :meth:`codec` (each built once per run)."""
 
     def __init__(self, scenario: Scenario | str | Path, output: str | Path | None = None,
                  device: str | None = None, fresh: bool = False, progress: bool = True,
