@@ -22,7 +22,7 @@ from .channels import build_channel
 from .codec import Budget
 from .registry import build, names
 from .runner import run
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, TrainScenario, load_scenario
 from .train import train
 from .transmit import TransmitResult, resolve_task, transmit
 from .report import report
@@ -49,37 +49,13 @@ def plot(csv_path: str | Path, out_dir: str | Path | None = None, x: str = "snr"
 
 
 def estimate_seconds(sc: Scenario) -> float:
-    """A rough run-time estimate on a 2-core CPU, from each codec's ``cost_s_per_mpixel``."""
-    if sc.kind == "train":
+    """A rough run-time estimate on a 2-core CPU: a sweep's :meth:`~semsim.scenario.SweepScenario.point_seconds`
+    summed (from each codec's ``cost_s_per_mpixel``), a training scenario's from its steps."""
+    if isinstance(sc, TrainScenario):
         from .train import estimate_seconds as train_seconds
 
         return train_seconds(sc)
-    return sum(point_seconds(sc))
-
-
-def point_seconds(sc: Scenario) -> list[float]:
-    """The rough run-time estimate of each point of ``sc.points()`` (same order) on a 2-core CPU:
-    a codec's ``cost_s_per_mpixel`` times the megapixels of its dataset; a BER point's upper bound
-    (it runs to ``max_bits``). Shards of a run are balanced by it."""
-    from .data import image_sizes
-
-    points = sc.points()
-    if sc.kind == "ber":
-        # upper bound (every point runs to max_bits): Sionna's BP decoder manages about 0.12 Mbit/s
-        # of information bits on 2 CPU cores; uncoded points about 5 Mbit/s
-        return [sc.max_bits / 5e6 if dict(p.axes)["code_rate"] == "uncoded" else sc.max_bits / 1.2e5
-                for p in points]
-    mpix: dict[int, float] = {}
-    cost: dict[tuple[int, str], float] = {}
-    out = []
-    for p in points:
-        if p.data not in mpix:
-            mpix[p.data] = sum(h * w for h, w in image_sizes(build("dataset", sc.data[p.data]))) / 1e6
-        key = (p.method, p.budget.label)
-        if key not in cost:
-            cost[key] = build_codec(sc.methods[p.method], p.budget).cost_s_per_mpixel
-        out.append(cost[key] * mpix[p.data])
-    return out
+    return sum(sc.point_seconds())
 
 
 __all__ = ["Budget", "Scenario", "TransmitResult", "build", "build_channel", "build_codec", "build_dataset",

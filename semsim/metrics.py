@@ -2,10 +2,20 @@
 
 Images are ``[B, 3, H, W]`` float tensors in [0, 1]; labels are ``[B, H, W]`` int64 with a void
 index that is ignored.
+
+:data:`METRICS` is the table of the image metrics every results row carries: the runner's CSV
+columns, the plots' axis labels and the report's tables read it, and
+:func:`semsim.evaluate.evaluate_batch` computes it. Adding a metric is one entry here (and its
+function): a per-image metric is ``score(reference, estimate) -> [B] float64``; a dataset-level
+one (like mIoU) is ``score(confusion [C, C]) -> float``, computed once per point from the
+confusion matrix accumulated over the batches.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -87,3 +97,46 @@ def block_errors(bits: torch.Tensor, bits_hat: torch.Tensor) -> tuple[int, int]:
     """Blocks (rows of the last axis) with at least one bit error: ``(errors, total)``."""
     wrong = (bits != bits_hat).reshape(-1, bits.shape[-1]).any(-1)
     return int(wrong.sum()), int(wrong.numel())
+
+
+class LabelSpace(NamedTuple):
+    """The classes of a segmentation dataset: ``num_classes`` and the ``ignore_index`` of its void
+    pixels (``None``: none). Each ground-truth value outside ``[0, num_classes)`` other than
+    ``ignore_index`` is an error for :class:`ConfusionMatrix`."""
+
+    num_classes: int
+    ignore_index: int | None = None
+
+    def confusion(self) -> "ConfusionMatrix":
+        """An empty :class:`ConfusionMatrix` over this label space."""
+        return ConfusionMatrix(self.num_classes, self.ignore_index)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One entry of :data:`METRICS`.
+
+    :ivar name: the CSV column of a results row (also the key of :data:`METRICS`).
+    :ivar label: the plots' axis label (with its unit).
+    :ivar task: the task whose output it scores (``"reconstruction"`` or ``"segmentation"``); a row
+        of the other task holds NaN.
+    :ivar per_image: ``True``: ``score(reference [B,3,H,W], estimate [B,C,H,W]) -> [B] float64``
+        per image; ``False``: dataset-level, ``score(confusion [C, C] int64) -> float``, one value
+        per point over all its images (the standard mIoU, never a mean of per-image values).
+    """
+
+    name: str
+    label: str
+    task: str
+    per_image: bool
+    score: Callable
+
+
+#: name → metric, in the CSV's column order
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("psnr", "PSNR (dB)", "reconstruction", True, psnr),
+    Metric("ms_ssim", "MS-SSIM", "reconstruction", True, ms_ssim),
+    Metric("miou", "mIoU", "segmentation", False, miou_from_confusion),
+)}
+#: metric name → plot axis label
+PLOT_LABELS = {name: m.label for name, m in METRICS.items()}

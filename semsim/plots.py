@@ -65,7 +65,7 @@ def anchor_curves(anchors: list[dict[str, str]], dataset: str, budget: str, chan
     return {m: sorted(v) for m, v in curves.items()}
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,11 +79,11 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     return paths
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_")[:80]
 
 
@@ -144,7 +144,7 @@ def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str
 
 
 def plot_vs_snr(rows, out: Path, metric: str, anchors: list[dict[str, str]] = ()) -> list[Path]:
-    plt = _plt()
+    plt = pyplot()
     by = ("dataset", "budget", "channel", "method", "mcs", "snr_db")
     agg = with_envelope(_measured(aggregate(rows, by, metric)), by)
     paths = []
@@ -178,12 +178,12 @@ def plot_vs_snr(rows, out: Path, metric: str, anchors: list[dict[str, str]] = ()
         axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="center left",
                            bbox_to_anchor=(1.02, 0.5))
         fig.suptitle(f"{dataset}, {budget}", fontsize=11)
-        paths += _save(fig, out, f"{metric}_vs_snr_{_slug(dataset)}_{_slug(budget)}")
+        paths += _save(fig, out, f"{metric}_vs_snr_{slug(dataset)}_{slug(budget)}")
     return paths
 
 
 def plot_vs_cbr(rows, out: Path, metric: str) -> list[Path]:
-    plt = _plt()
+    plt = pyplot()
     by = ("dataset", "channel", "snr_db", "method", "mcs", "budget")
     agg = with_envelope(_measured(aggregate(rows, by, metric)), by)
     cbr_of = defaultdict(list)
@@ -210,14 +210,14 @@ def plot_vs_cbr(rows, out: Path, metric: str) -> list[Path]:
             ax.grid(alpha=0.3)
         axes[0][-1].legend(fontsize=7)
         fig.suptitle(f"{dataset}, {channel}", fontsize=11)
-        paths += _save(fig, out, f"{metric}_vs_cbr_{_slug(dataset)}_{_slug(channel)}")
+        paths += _save(fig, out, f"{metric}_vs_cbr_{slug(dataset)}_{slug(channel)}")
     return paths
 
 
 def plot_ber(rows, out: Path, x: str = "snr") -> list[Path]:
     from .ber import ber_qam_awgn, ber_qpsk_rayleigh
 
-    plt = _plt()
+    plt = pyplot()
     xcol, xlabel = ("ebno_db", "Eb/N0 (dB)") if x == "ebno" else ("snr_db", "Es/N0 (dB)")
     paths = []
     for channel in sorted({r["channel"] for r in rows}):
@@ -243,7 +243,7 @@ def plot_ber(rows, out: Path, x: str = "snr") -> list[Path]:
             ax.grid(alpha=0.3, which="both")
             ax.set_title(f"{col}, {channel}", fontsize=10)
         axes[0].legend(fontsize=7)
-        paths += _save(fig, out, f"ber_{_slug(channel)}_{x}")
+        paths += _save(fig, out, f"ber_{slug(channel)}_{x}")
     return paths
 
 

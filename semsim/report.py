@@ -258,7 +258,7 @@ class Report:
         self.lines.append("")
 
     def _validation(self, entry: dict[str, Any]) -> str:
-        from .scenario import _safe_name
+        from .scenario import safe_name as _safe_name
 
         shipped = (entry.get("validation") or {}).get("score")
         if shipped:

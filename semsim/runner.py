@@ -56,22 +56,17 @@ import torch
 from tqdm.auto import tqdm
 
 from . import registry
-from .codec import Task, cbr
 from .config import derive_seed, seed_everything, set_device
 from .errors import ConfigError, OutputError
+from .evaluate import COLUMNS
 from .files import check_output_folder, file_sha256, folder_lock, remove_orphans, write_atomic
-from .metrics import ConfusionMatrix, ms_ssim, psnr
 from .provenance import git_commit
 from .results import csv_text
-from .scenario import Point, Scenario, load_scenario, spec_label
+from .scenario import BER_COLUMNS, Point, Scenario, SweepScenario, load_scenario, spec_label
+from .shards import parse_shard, shard_points
 
 #: a dataset whose decoded samples fit in this many bytes is decoded once per run, not per point
 SAMPLE_CACHE_BYTES = 2 * 2**30
-COLUMNS = ("scenario", "dataset", "task", "method", "weights", "train_channel", "channel", "snr_db", "budget", "mcs",
-           "code_rate", "image", "height", "width", "channel_uses", "overhead", "cbr", "psnr", "ms_ssim",
-           "miou", "bits", "quality", "bler", "failed", "seed", "point", "seconds")
-BER_COLUMNS = ("scenario", "channel", "modulation", "code_rate", "snr_db", "ebno_db", "bits", "bit_errors",
-               "ber", "blocks", "block_errors", "bler", "seed", "point", "seconds")
 #: Columns that measure wall time and so differ between otherwise identical runs.
 TIMING_COLUMNS = ("seconds",)
 POINTS_DIR = ".points"
@@ -114,45 +109,20 @@ def provenance(sc: Scenario, device: str, weights: dict[str, str] | None = None,
     }
 
 
-# --- shards -------------------------------------------------------------------------------------
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"K/N"`` → ``(K, N)`` with ``0 <= K < N`` (SLURM: ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``
-    with ``--array=0-<N-1>``); otherwise :class:`ConfigError`."""
-    try:
-        k, n = (int(v) for v in str(text).split("/"))
-    except ValueError:
-        k = n = -1
-    if not 0 <= k < n:
-        raise ConfigError(f"--shard wants K/N with 0 <= K < N (e.g. 0/4 ... 3/4), not {text!r}")
-    return k, n
-
-
-def shard_points(points: list[Point], seconds: list[float], k: int, n: int) -> list[Point]:
-    """The points of shard ``k`` of ``n``, in their order: greedy longest-processing-time, the
-    points sorted by estimated ``seconds`` (longest first, ties by point index), each to the shard
-    with the least estimated load so far (ties to the lower shard)."""
-    load = [0.0] * n
-    mine = set()
-    for i in sorted(range(len(points)), key=lambda i: (-seconds[i], points[i].index)):
-        s = min(range(n), key=lambda j: (load[j], j))
-        load[s] += seconds[i]
-        if s == k:
-            mine.add(i)
-    return [p for i, p in enumerate(points) if i in mine]
-
-
 # --- the runner ---------------------------------------------------------------------------------
 
 class Runner:
-    """Runs a validated :class:`Scenario` into an output folder. See the module docstring."""
+    """Runs a validated :class:`~semsim.scenario.SweepScenario` (transmission or BER) into an output
+    folder. See the module docstring. The runner knows no kind: a point's rows come from its
+    scenario's :meth:`~semsim.scenario.SweepScenario.point_rows`, which builds what it needs through
+    :meth:`dataset`, :meth:`samples`, :meth:`channel` and :meth:`codec` (each built once per run)."""
 
     def __init__(self, scenario: Scenario | str | Path, output: str | Path | None = None,
                  device: str | None = None, fresh: bool = False, progress: bool = True,
                  shard: tuple[int, int] | str | None = None):
         self.sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        if self.sc.kind == "train":
-            raise ConfigError(f"scenario {self.sc.name!r} is of kind 'train'; run it with `semsim train`")
+        if not isinstance(self.sc, SweepScenario):
+            raise ConfigError(f"scenario {self.sc.name!r} is of kind {self.sc.kind!r}; run it with `semsim train`")
         self.device = set_device(device or self.sc.device)
         self.out = Path(output) if output is not None else self.sc.output
         self.fresh = fresh
@@ -167,7 +137,7 @@ class Runner:
         #: rank other than 0, does not
         self.assembled = False
         self._joined = False  # whether this process has joined a torchrun launch
-        self.columns = BER_COLUMNS if self.sc.kind == "ber" else COLUMNS
+        self.columns = self.sc.columns
         self._datasets: dict[int, Any] = {}
         self._decoded: dict[int, list | None] = {}
         self._channels: dict[int, Any] = {}
@@ -189,13 +159,6 @@ class Runner:
         (self.out / POINTS_DIR).mkdir(parents=True, exist_ok=True)
 
     # --- what a point's numbers depend on -------------------------------------------------------
-    def _settings(self) -> dict[str, Any]:
-        """The scenario-wide settings that change a point's numbers besides its key and seed."""
-        sc = self.sc
-        return ({"kind": "ber", "min_errors": sc.min_errors, "max_bits": sc.max_bits,
-                 "codeword_length": sc.codeword_length, "num_bp_iter": sc.num_bp_iter}
-                if sc.kind == "ber" else {"kind": sc.kind, "batch_size": sc.batch_size})
-
     def _specs_inputs(self) -> dict[tuple[str, int], tuple[str, str]]:
         """``(kind, index) -> (what, digest)`` for every channel, dataset and method of the scenario
         (computed once: it reads the datasets' files and the weights, through the hash cache)."""
@@ -204,27 +167,26 @@ class Runner:
 
         if self._spec_inputs is not None:
             return self._spec_inputs
-        sc, out = self.sc, {}
-        for c, ch in enumerate(sc.channels):
+        specs, out = self.sc.specs(), {}
+        for c, ch in enumerate(specs["channel"]):
             out["channel", c] = (f"options of channel {spec_label(ch)}", _digest(registry.resolved("channel", ch)))
-        if sc.kind != "ber":
-            for d, spec in enumerate(sc.data):
-                label = spec_label(spec)
-                self.data_sha256[label] = content_hash(self._dataset(d))
-                out["data", d] = (f"options of data {label}", _digest(registry.resolved("dataset", spec)))
-                out["content", d] = (f"content of data {label}", self.data_sha256[label])
-            for m, spec in enumerate(sc.methods):
-                label = spec_label(spec, skip=("mcs",))  # a point's MCS is in its key
-                opts = registry.resolved("codec", spec, skip=("mcs",))
-                cls, _ = registry.lookup("codec", spec["name"])
-                if getattr(cls, "presets_file", None) and opts.get("preset"):  # the architecture, as data
-                    opts["preset_config"] = load_preset(cls.presets_file, cls.method, opts["preset"])
-                out["method", m] = (f"options of method {label}", _digest(opts))
-                if opts.get("weights"):
-                    from .weights import resolve_weights
+        for d, spec in enumerate(specs.get("dataset", [])):
+            label = spec_label(spec)
+            self.data_sha256[label] = content_hash(self.dataset(d))
+            out["data", d] = (f"options of data {label}", _digest(registry.resolved("dataset", spec)))
+            out["content", d] = (f"content of data {label}", self.data_sha256[label])
+        for m, spec in enumerate(specs.get("codec", [])):
+            label = spec_label(spec, skip=("mcs",))  # a point's MCS is in its key
+            opts = registry.resolved("codec", spec, skip=("mcs",))
+            cls, _ = registry.lookup("codec", spec["name"])
+            if getattr(cls, "presets_file", None) and opts.get("preset"):  # the architecture, as data
+                opts["preset_config"] = load_preset(cls.presets_file, cls.method, opts["preset"])
+            out["method", m] = (f"options of method {label}", _digest(opts))
+            if opts.get("weights"):
+                from .weights import resolve_weights
 
-                    self.weights_sha256[label] = file_sha256([resolve_weights(opts["weights"])])[0]
-                    out["weights", m] = (f"weights of method {label}", self.weights_sha256[label])
+                self.weights_sha256[label] = file_sha256([resolve_weights(opts["weights"])])[0]
+                out["weights", m] = (f"weights of method {label}", self.weights_sha256[label])
         self._spec_inputs = out
         return out
 
@@ -234,10 +196,8 @@ class Runner:
         defaults for options not given; a learned method's preset as data), the content of its
         dataset's files and the sha256 of its method's weights."""
         specs = self._specs_inputs()
-        refs = [("channel", pt.channel)]
-        if self.sc.kind != "ber":
-            refs += [("data", pt.data), ("content", pt.data), ("method", pt.method), ("weights", pt.method)]
-        return {"scenario settings": _digest(self._settings()), **dict(specs[r] for r in refs if r in specs)}
+        return {"scenario settings": _digest(self.sc.settings()),
+                **dict(specs[r] for r in self.sc.input_refs(pt) if r in specs)}
 
     def _part(self, pt: Point) -> Path:
         """A finished point's file, named ``<id>-<seed>-<hash of its inputs>.csv``; the inputs are
@@ -325,9 +285,7 @@ class Runner:
         else:
             todo = points
         if self.shard is not None:
-            from .api import point_seconds
-
-            seconds = dict(zip((p.id for p in points), point_seconds(self.sc)))
+            seconds = dict(zip((p.id for p in points), self.sc.point_seconds()))
             todo = shard_points(todo, [seconds[p.id] for p in todo], *self.shard)
         identity = _digest({"scenario": self.sc.hash, "points": [self._part(p).name for p in points]})
 
@@ -363,7 +321,7 @@ class Runner:
             part = self._part(pt)
             if not part.exists():  # else a run of the same inputs finished it meanwhile
                 bar.set_postfix_str(pt.key[-60:])
-                rows = self.ber_point(pt) if self.sc.kind == "ber" else self.transmission_point(pt)
+                rows = self.point_rows(pt)
                 record = {"point": pt.id, "key": pt.key, "seed": pt.seed, "inputs": self.inputs(pt)}
                 write_atomic(part.with_suffix(".json"), json.dumps(record, indent=1))
                 write_atomic(part, csv_text(rows, self.columns))
@@ -387,28 +345,36 @@ class Runner:
         return self.csv_path
 
     # --- one point ------------------------------------------------------------------------------
-    def _dataset(self, i: int):
+    def point_rows(self, pt: Point) -> list[dict[str, Any]]:
+        """Compute point ``pt`` (its scenario kind's :meth:`~semsim.scenario.SweepScenario.point_rows`)."""
+        return self.sc.point_rows(self, pt)
+
+    def dataset(self, i: int):
+        """Dataset ``i`` of the scenario, built once."""
         if i not in self._datasets:
             self._datasets[i] = registry.build("dataset", self.sc.data[i])
         return self._datasets[i]
 
-    def _samples(self, i: int):
+    def samples(self, i: int):
         """Dataset ``i``, decoded once and kept for the next points when it fits in
         :data:`SAMPLE_CACHE_BYTES` (float32 images and int64 labels); otherwise read every point."""
         from .data import image_sizes
 
         if i not in self._decoded:
-            ds = self._dataset(i)
+            ds = self.dataset(i)
             nbytes = sum(h * w for h, w in image_sizes(ds)) * (3 * 4 + 8)
             self._decoded[i] = list(ds) if nbytes <= SAMPLE_CACHE_BYTES else None
-        return self._decoded[i] if self._decoded[i] is not None else self._dataset(i)
+        return self._decoded[i] if self._decoded[i] is not None else self.dataset(i)
 
-    def _channel(self, i: int):
+    def channel(self, i: int):
+        """Channel ``i`` of the scenario, built once."""
         if i not in self._channels:
             self._channels[i] = registry.build("channel", self.sc.channels[i])
         return self._channels[i]
 
-    def _codec(self, pt: Point):
+    def codec(self, pt: Point):
+        """The codec of ``pt`` (built once per method and budget, on the run's device, in eval mode),
+        set to the point's sweep axes (its MCS)."""
         key = (pt.method, pt.budget.label)
         if key not in self._codecs:
             # untrained weights are a function of (scenario seed, method, budget) alone, so a shard
@@ -424,63 +390,6 @@ class Runner:
             self._codecs[key] = codec.to(self.device).eval()
         return self._codecs[key].with_axes(**dict(pt.axes))
 
-    def transmission_point(self, pt: Point) -> list[dict[str, Any]]:
-        from .data import batches_by_size, stack
-
-        ds, channel = self._dataset(pt.data), self._channel(pt.channel)
-        codec = self._codec(pt)
-        seed_everything(pt.seed)
-        seg = codec.task is Task.SEGMENTATION
-        cm = ConfusionMatrix(ds.num_classes, ds.ignore_index) if seg else None
-        base = {"scenario": self.sc.name, "dataset": spec_label(self.sc.data[pt.data]), "task": codec.task.value,
-                "method": codec.label, "weights": codec.weights,
-                "train_channel": codec.train_channel, "channel": spec_label(self.sc.channels[pt.channel]),
-                "snr_db": pt.snr_db, "budget": pt.budget.label, "seed": pt.seed, "point": pt.id,
-                **dict(pt.axes)}
-        rows = []
-        for batch in batches_by_size(self._samples(pt.data), self.sc.batch_size):
-            images, labels, ids = stack(batch)
-            images = images.to(self.device)
-            b, _, h, w = images.shape
-            snr = torch.full((b,), pt.snr_db, device=self.device)
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                tr = codec.transmit(images, channel, snr)
-            seconds = (time.perf_counter() - t0) / b
-            for n in tr.channel_uses:
-                codec.check_budget(n, h, w)
-            if seg:
-                cm.update(tr.output, labels)
-                p = m = torch.full((b,), math.nan, dtype=torch.float64)
-            else:
-                p, m = psnr(images, tr.output).cpu(), ms_ssim(images, tr.output)
-            for i in range(b):
-                row = dict(base, image=ids[i], height=h, width=w, channel_uses=tr.channel_uses[i],
-                           overhead=tr.overhead[i], cbr=cbr(tr.channel_uses[i], h, w), psnr=float(p[i]),
-                           ms_ssim=float(m[i]), miou=math.nan, bits=tr.bits[i], failed=bool(tr.failed[i]),
-                           seconds=seconds)
-                row.update({k: v[i] for k, v in tr.extra.items()})
-                rows.append(row)
-        if seg:
-            miou = cm.miou()
-            for r in rows:
-                r["miou"] = miou
-        return rows
-
-    def ber_point(self, pt: Point) -> list[dict[str, Any]]:
-        from .ber import simulate_ber
-        from .digital import MCS
-
-        axes = dict(pt.axes)
-        rate = None if axes["code_rate"] == "uncoded" else axes["code_rate"]
-        mcs = MCS(axes["modulation"], rate)
-        row = simulate_ber(self._channel(pt.channel), mcs, pt.snr_db, min_errors=self.sc.min_errors,
-                           max_bits=self.sc.max_bits, codeword_length=self.sc.codeword_length,
-                           num_bp_iter=self.sc.num_bp_iter, seed=pt.seed)
-        row.update(scenario=self.sc.name, channel=spec_label(self.sc.channels[pt.channel]), seed=pt.seed,
-                   point=pt.id, modulation=axes["modulation"], code_rate=axes["code_rate"])
-        return [row]
-
 
 def run(scenario: Scenario | str | Path, output: str | Path | None = None, device: str | None = None,
         fresh: bool = False, only: Iterable[str] | None = None, progress: bool = True,
@@ -490,3 +399,6 @@ def run(scenario: Scenario | str | Path, output: str | Path | None = None, devic
     docstring for shards."""
     return Runner(scenario, output=output, device=device, fresh=fresh, progress=progress,
                   shard=shard).run(only=only)
+
+
+__all__ = ["BER_COLUMNS", "COLUMNS", "TIMING_COLUMNS", "Runner", "parse_shard", "provenance", "run", "shard_points"]

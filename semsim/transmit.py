@@ -20,32 +20,26 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from . import registry
 from .codec import Budget, Task, cbr
 from .errors import ConfigError, DataError, choices
-from .files import atomic_file, check_output_file
-from .scenario import MAX_CHANNEL_USES, finite_ratio
+from .pictures import check_output, overlay, save_picture, to_picture
+from .scenario import check_budget_fits, parse_budget, parse_snr, spec_label
 
 DEFAULT_METHOD = "semantic"
 DEFAULT_BUDGET = Budget("cbr", 1 / 16)
 DEFAULT_PRESET = "small"
 #: the MCS a digital method sends with when none is given (one MCS per transmission)
 DEFAULT_MCS = "16qam-1/2"
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
-#: the SegNet colours of CamVid's 11 classes (Sky, Building, Pole, Road, Pavement, Tree,
-#: SignSymbol, Fence, Car, Pedestrian, Bicyclist)
-CAMVID_PALETTE = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-                  (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192))
-OVERLAY_ALPHA = 0.5
 
 
 def default_weights(method: str, preset: str | None) -> Path | None:
@@ -72,9 +66,9 @@ def resolve_task(request: str, force: str = 'task="{task}"'):
     :raises AmbiguousTaskError: a :class:`~semsim.errors.ConfigError` too: the best two tasks score
         within the KB's margin; the message names both with their scores and how to force one.
     """
-    from .semantic.system import task_kb
+    from .semantic.task_kb import TaskKB
 
-    return task_kb().resolve(request, force)
+    return TaskKB().resolve(request, force)
 
 
 def method_tasks(method: str) -> tuple[Task, ...]:
@@ -83,58 +77,6 @@ def method_tasks(method: str) -> tuple[Task, ...]:
     if "task" in registry.parameters("codec", method):
         return tuple(Task)
     return (Task(preset.get("task", cls.task)),)
-
-
-def palette(num_classes: int) -> np.ndarray:
-    """``[num_classes, 3]`` uint8 class colours: CamVid's for 11 classes, PASCAL VOC's otherwise."""
-    if num_classes == len(CAMVID_PALETTE):
-        return np.array(CAMVID_PALETTE, dtype=np.uint8)
-    colours = np.zeros((num_classes, 3), dtype=np.uint8)
-    for c in range(num_classes):  # VOC's colour map: the class index's bits spread over R, G, B
-        value, code = c, [0, 0, 0]
-        for shift in range(7, -1, -1):
-            for ch in range(3):
-                code[ch] |= ((value >> ch) & 1) << shift
-            value >>= 3
-        colours[c] = code
-    return colours
-
-
-def overlay(image: torch.Tensor, classes: torch.Tensor, num_classes: int) -> Image.Image:
-    """The input beside it blended 50 % with the colours of the predicted classes.
-
-    :param image: ``[3, H, W]`` float in [0, 1].
-    :param classes: ``[H, W]`` int64 class indices in ``[0, num_classes)``.
-    :returns: a ``2W x H`` RGB picture.
-    """
-    rgb = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    colours = palette(num_classes)[classes.cpu().numpy()].astype(np.float32) / 255
-    blend = (1 - OVERLAY_ALPHA) * rgb + OVERLAY_ALPHA * colours
-    return _picture(np.concatenate([rgb, blend], axis=1))
-
-
-def _picture(array: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8), "RGB")
-
-
-def check_output(path: str | os.PathLike) -> Path:
-    """``path`` if it names a PNG or JPEG file that can be written (not a folder, not under a
-    file, in a writable place); :class:`ConfigError` otherwise."""
-    path = Path(path)
-    check_output_file(path)
-    if path.suffix.lower() not in OUTPUT_FORMATS:
-        raise ConfigError(f"output {str(path)!r} must end in {choices(sorted(OUTPUT_FORMATS))} "
-                          f"(got {path.suffix or 'no suffix'!r})")
-    return path
-
-
-def save_picture(picture: Image.Image, path: str | os.PathLike) -> Path:
-    """Write ``picture`` to ``path`` (PNG or JPEG by suffix) atomically, creating parent folders."""
-    path = check_output(path)
-    with atomic_file(path) as tmp:
-        picture.save(tmp, format=OUTPUT_FORMATS[path.suffix.lower()],
-                     **({"quality": 95} if path.suffix.lower() != ".png" else {}))
-    return path
 
 
 @dataclass
@@ -155,7 +97,8 @@ class TransmitResult:
         the class overlay (``2W x H``).
     :ivar channel_uses: complex data symbols sent; ``overhead``: pilots and cyclic prefix besides.
     :ivar cbr: ``channel_uses / (3 H W)``.
-    :ivar psnr: dB (reconstruction), else NaN. ``miou``: against ``label`` (segmentation), else NaN.
+    :ivar psnr: dB (reconstruction), else NaN. ``miou``: against the ground truth ``truth`` given to
+        :func:`transmit` (segmentation), else NaN.
     :ivar failed: a digital receiver could not decode and shows the mid-grey fallback.
     :ivar seconds: wall time of the transmission (encode, channel, decode);
         ``total_seconds`` includes loading the task KB and building the codec.
@@ -226,7 +169,7 @@ class TransmitResult:
         if self.task == Task.RECONSTRUCTION.value:
             out.append(f"PSNR: {self.psnr:.2f} dB")
         elif not math.isnan(self.miou):
-            out.append(f"mIoU: {self.miou:.4f} ({self.num_classes} classes, against {self.details['label']})")
+            out.append(f"mIoU: {self.miou:.4f} ({self.num_classes} classes, against {self.details['truth']})")
         else:
             out.append("mIoU: not computed (no ground-truth label given)")
         out.append(f"time: {self.seconds:.2f} s to transmit ({self.total_seconds:.1f} s with loading)")
@@ -253,14 +196,15 @@ def _image(image: str | os.PathLike | torch.Tensor) -> torch.Tensor:
     return t.float().clamp(0, 1).cpu()
 
 
-def _label(label: str | os.PathLike | torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, str]:
-    """A label file or ``[H, W]`` tensor of the image's size → ``([H, W] int64, a name for the report)``."""
+def _truth(truth: str | os.PathLike | torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, str]:
+    """A ground-truth class map (label file or ``[H, W]`` tensor) of the image's size →
+    ``([H, W] int64, a name for the report)``."""
     from .data import load_label
 
-    if isinstance(label, torch.Tensor):
-        t, name = label.detach().long().cpu(), "label tensor"
+    if isinstance(truth, torch.Tensor):
+        t, name = truth.detach().long().cpu(), "label tensor"
     else:
-        t, name = load_label(label), Path(label).name
+        t, name = load_label(truth), Path(truth).name
     if tuple(t.shape) != size:
         shape = "x".join(map(str, t.shape[::-1]))
         raise DataError(f"label {name!r} is {shape} pixels but the image is {size[1]}x{size[0]}; "
@@ -282,38 +226,15 @@ def _channel_spec(channel: str | Mapping[str, Any]) -> dict[str, Any]:
     return {"name": name, **kwargs}
 
 
-def _budget(budget: Budget | Mapping[str, Any] | float | str | None) -> Budget:
-    if budget is None:
-        return DEFAULT_BUDGET
-    if isinstance(budget, Budget):
-        return budget
-    if isinstance(budget, Mapping):
-        if len(budget) != 1:
-            raise ConfigError(f"budget must be {{cbr: …}} or {{channel_uses: …}}, got {dict(budget)!r}")
-        (kind, value), = budget.items()
-        value = finite_ratio(value, kind)
-        if kind == "channel_uses" and not 1 <= value <= MAX_CHANNEL_USES:
-            raise ConfigError(f"channel_uses must be in [1, {MAX_CHANNEL_USES}], got {value:g}")
-        return Budget(kind, value)
-    return Budget("cbr", finite_ratio(budget))
-
-
 def _task(method: str, request: str | None, task: str | None) -> tuple[Task, dict[str, float]]:
-    """The task (from the request, the given task, or the method's own) and the KB's scores; an
-    error naming the methods that serve it when ``method`` does not."""
-    if request is not None and task is not None:
-        raise ConfigError("give either a request (free text) or a task, not both")
-    serves, scores = method_tasks(method), {}
-    if request is not None:
-        match = resolve_task(request, force="--task {task}")
-        resolved, scores = Task(match.task), dict(match.scores)
-    elif task is not None:
-        valid = [t.value for t in Task]
-        if task not in valid:
-            raise ConfigError(f"unknown task {task!r}; valid choices: {choices(valid)}")
-        resolved = Task(task)
-    else:
-        resolved = serves[0]
+    """The task (from the request, the given task, or the method's own:
+    :func:`~semsim.semantic.task_kb.parse_task`) and the KB's scores; an error naming the methods
+    that serve it when ``method`` does not."""
+    from .semantic.task_kb import parse_task
+
+    serves = method_tasks(method)
+    resolved, scores = parse_task(task, request, force="--task {task}")
+    resolved = resolved or serves[0]
     if resolved not in serves:
         serving = [n for n in registry.names("codec") if resolved in method_tasks(n)]
         source = f"the request {request!r} resolved to" if request is not None else "the task is"
@@ -345,8 +266,9 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
              channel: str | Mapping[str, Any] = "awgn", snr_db: float = 10.0, method: str | None = None, *,
              task: str | None = None, weights: str | os.PathLike | None = None, preset: str | None = None,
              budget: Budget | Mapping[str, Any] | float | str | None = None, mcs: str | None = None,
-             label: str | os.PathLike | torch.Tensor | None = None, sampling_steps: int | None = None,
-             device: str = "cpu", seed: int = 0, out: str | os.PathLike | None = None) -> TransmitResult:
+             truth: str | os.PathLike | torch.Tensor | None = None, sampling_steps: int | None = None,
+             device: str = "cpu", seed: int = 0, out: str | os.PathLike | None = None,
+             label: str | os.PathLike | torch.Tensor | None = None) -> TransmitResult:
     """Send one image through ``method`` over ``channel`` at ``snr_db``.
 
     :param image: an image file, or a ``[3, H, W]`` float tensor in [0, 1].
@@ -363,38 +285,41 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
         else the model runs untrained (:attr:`TransmitResult.warning` says so).
     :param preset: architecture preset of a learned method (default ``small``).
     :param budget: channel-use cap: a :class:`Budget`, ``{"cbr": "1/16"}``, ``{"channel_uses": N}``,
-        or a number / fraction string taken as CBR (default CBR 1/16).
+        or a number / fraction string taken as CBR (default CBR 1/16); see
+        :func:`~semsim.scenario.parse_budget`.
     :param mcs: the MCS of a digital method (default ``16qam-1/2``).
-    :param label: ground-truth class map (file or ``[H, W]`` int64 tensor) for the mIoU.
+    :param truth: ground-truth class map (label file or ``[H, W]`` int64 tensor) for the mIoU.
     :param sampling_steps: diffusion decoder steps of ``semantic`` (default 1, the MMSE estimate).
     :param device: ``"cpu"`` or ``"cuda"``.
     :param seed: seeds the untrained weights and the channel noise.
     :param out: also write :attr:`TransmitResult.picture` there (``.png`` / ``.jpg``, atomically).
-    :raises SemsimError: bad image, label, request, channel, method, option, SNR or output path.
+    :param label: the former name of ``truth`` (deprecated).
+    :raises SemsimError: bad image, ground truth, request, channel, method, option, SNR or output path.
     """
-    from .channels import check_snr_db
     from .config import seed_everything, set_device
-    from .metrics import ConfusionMatrix, psnr
-    from .scenario import spec_label
 
     t_start = time.perf_counter()
+    if label is not None:
+        if truth is not None:
+            raise ConfigError("give the ground truth as truth= (label= is its former name), not both")
+        warnings.warn("transmit(label=) is deprecated; pass the ground truth as truth=", DeprecationWarning,
+                      stacklevel=2)
+        truth = label
     # cheap checks first, so a mistake is reported before Sentence-BERT or a model loads
     if out is not None:
         check_output(out)
-    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)):
-        raise ConfigError(f"snr_db must be a number (dB), got {snr_db!r}")
-    check_snr_db(snr_db)
+    snr_db = parse_snr(snr_db, "snr_db")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ConfigError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     method = method or DEFAULT_METHOD
     registry.lookup("codec", method)
-    budget = _budget(budget)
+    budget = DEFAULT_BUDGET if budget is None else parse_budget(budget, number_is_cbr=True)
     device = set_device(device)
     ch_spec = _channel_spec(channel)
     channel_obj = registry.build("channel", ch_spec)
     img = _image(image)
     h, w = img.shape[-2:]
-    truth, label_name = (None, "") if label is None else _label(label, (h, w))
+    truth, truth_name = (None, "") if truth is None else _truth(truth, (h, w))
     if task is None and isinstance(request, str) and request.strip().lower() in {t.value for t in Task}:
         request, task = None, request.strip().lower()  # a task's own name needs no KB and cannot be ambiguous
     resolved, scores = _task(method, request, task)
@@ -402,65 +327,75 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     spec = _codec_spec(method, resolved, preset, weights, mcs, sampling_steps)
     seed_everything(seed)
     codec = registry.build("codec", spec, budget=budget).to(device).eval()
-    need, cap = codec.min_channel_uses(h, w), budget.channel_uses(h, w)
-    if cap < 1 or need > cap:
-        raise ConfigError(f"budget {budget.label} allows {cap} channel uses for this {w}x{h} image, "
-                          f"below what method {method!r} needs ({max(need, 1)}); "
-                          f"raise the budget or send a larger image")
+    check_budget_fits(codec, budget, h, w, f"this {w}x{h} image", repr(method),
+                      "raise the budget or send a larger image")
     seed_everything(seed)  # the channel noise does not depend on how the codec was built
-    t0 = time.perf_counter()
+    sent = _send(codec, channel_obj, img, snr_db, resolved, device, method)
+    result = _result(sent, codec, spec, img, truth, budget, request=request, scores=scores,
+                     channel=spec_label(ch_spec), snr_db=snr_db)
+    result.details.update(task_given=task is not None, truth=truth_name)
+    result.total_seconds = time.perf_counter() - t_start
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _send(codec, channel, img: torch.Tensor, snr_db: float, task: Task, device: str, method: str):
+    """:func:`~semsim.evaluate.evaluate_batch` of the one image (PSNR only); a :class:`DataError`
+    when it does not fit in memory."""
+    from .evaluate import evaluate_batch
+
     try:
-        with torch.no_grad():
-            tr = codec.transmit(img[None].to(device), channel_obj, torch.full((1,), float(snr_db), device=device))
+        return evaluate_batch(codec, channel, img[None].to(device), None, snr_db, task=task, metrics=("psnr",))
     except (MemoryError, RuntimeError) as e:  # torch's CPU allocator raises RuntimeError
         if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "alloc" not in str(e).lower():
             raise
+        h, w = img.shape[-2:]
         raise DataError(f"not enough memory to send this {w}x{h} image through {method!r}; "
                         f"send a smaller image or lower SEMSIM_MAX_IMAGE_PIXELS") from None
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    n = int(tr.channel_uses[0])
-    codec.check_budget(n, h, w)
 
+
+def _result(sent, codec, spec: dict[str, Any], img: torch.Tensor, truth: torch.Tensor | None, budget: Budget,
+            **fields: Any) -> TransmitResult:
+    """The :class:`TransmitResult` of one image sent (:func:`_send`): the picture, the score, the
+    bookkeeping; ``fields`` (``request``, ``scores``, ``channel``, ``snr_db``) are the caller's."""
+    from .metrics import LabelSpace
+
+    tr, method = sent.transmission, spec["name"]
+    h, w = img.shape[-2:]
     output = tr.output[0].detach().float().cpu()
     prediction, p, miou, num_classes = None, math.nan, math.nan, None
-    if codec.task is Task.SEGMENTATION:
+    if sent.task is Task.SEGMENTATION:
         num_classes = output.shape[0]
         prediction = output.argmax(0)
         picture = overlay(img, prediction, num_classes)
         if truth is not None:
             # any label outside [0, C) is void (CamVid 11, VOC 255)
             void = (truth < 0) | (truth >= num_classes)
-            cm = ConfusionMatrix(num_classes, ignore_index=num_classes)
+            cm = LabelSpace(num_classes, ignore_index=num_classes).confusion()
             cm.update(prediction[None], truth.masked_fill(void, num_classes)[None])
             miou = cm.miou()
     else:
         output = output.clamp(0, 1)
-        picture = _picture(output.permute(1, 2, 0).numpy())
-        p = float(psnr(img[None], output[None])[0])
-
+        picture = to_picture(output.permute(1, 2, 0).numpy())
+        p = float(sent.scores["psnr"][0])
     learned = "weights" in registry.parameters("codec", method)
     warning = ""
     if learned and not codec.weights:
         warning = (f"{codec.label} ({method}, preset {spec['preset']}) is untrained: no weights given and none "
                    f"shipped, so its output is noise-level; train it with `semsim train` and pass --weights FILE")
     extra = {k: v[0] for k, v in tr.extra.items()}
-    details = {"learned": learned, "task_given": task is not None, "label": label_name,
-               "mcs": extra.pop("mcs", spec.get("mcs")), "quality": extra.pop("quality", None),
+    details = {"learned": learned, "mcs": extra.pop("mcs", spec.get("mcs")), "quality": extra.pop("quality", None),
                "bits": float(tr.bits[0]), **extra}
-    result = TransmitResult(
-        task=codec.task.value, request=request, scores=scores, method=method, label=codec.label,
+    n = int(tr.channel_uses[0])
+    return TransmitResult(
+        task=sent.task.value, method=method, label=codec.label,
         preset=spec.get("preset"), weights=spec["weights"] if codec.weights else "",
-        train_channel=codec.train_channel, channel=spec_label(ch_spec), snr_db=float(snr_db), budget=budget.label,
+        train_channel=codec.train_channel, budget=budget.label,
         image=img, output=output, prediction=prediction, picture=picture, channel_uses=n,
         max_channel_uses=codec.max_channel_uses(h, w), overhead=int(tr.overhead[0]), cbr=cbr(n, h, w), psnr=p,
-        miou=miou, num_classes=num_classes, failed=bool(tr.failed[0]), seconds=seconds,
-        total_seconds=time.perf_counter() - t_start, warning=warning, details=details)
-    if out is not None:
-        result.save(out)
-    return result
+        miou=miou, num_classes=num_classes, failed=bool(tr.failed[0]), seconds=sent.seconds,
+        total_seconds=0.0, warning=warning, details=details, **fields)
 
 
-__all__ = ["TransmitResult", "default_weights", "method_tasks", "overlay", "palette", "resolve_task",
-           "save_picture", "transmit"]
+__all__ = ["TransmitResult", "default_weights", "method_tasks", "resolve_task", "transmit"]

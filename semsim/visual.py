@@ -4,9 +4,10 @@ One figure per command, from an ordinary transmission scenario: its first datase
 named), its first budget, its first channel and one SNR. Rows are images; the columns are the
 original, the ground truth (labelled data: a colour overlay of the class map), then one column per
 method and MCS, titled as the results tables name the method (:func:`semsim.results.method_label`;
-below it the task of a codec serving several, and the MCS). A reconstruction tile shows the received image with its PSNR; a segmentation tile
-the predicted classes blended over the input (:func:`semsim.transmit.overlay`) with the image's
-mIoU. A segmentation method trained on another label space than the data's (CamVid weights, 11
+below it the task of a codec serving several, and the MCS). Every column is sent and scored by
+:func:`semsim.evaluate.evaluate_batch`. A reconstruction tile shows the received image with its
+PSNR; a segmentation tile the predicted classes blended over the input
+(:func:`semsim.pictures.overlay`) with the image's mIoU. A segmentation method trained on another label space than the data's (CamVid weights, 11
 classes, on PASCAL VOC, 21) is drawn in its own palette and marked "not scored".
 
 Each method is sent exactly as ``semsim run`` sends that point: the point's seed (from the scenario
@@ -37,9 +38,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import registry
 from .codec import Task
 from .errors import ConfigError
-from .scenario import Point, Scenario, load_scenario, spec_label
+from .plots import slug
+from .scenario import Point, Scenario, TransmissionScenario, load_scenario, parse_snr, spec_label
 
 #: grid file name inside the scenario's output folder
 GRID_FILE = "grid.png"
@@ -120,87 +123,96 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
     :returns: the :class:`Grid` written.
     :raises SemsimError: a bad scenario, SNR, image id, output path or budget.
     """
-    from . import registry
-    from .channels import check_snr_db
-    from .config import seed_everything
-    from .data import batches_by_size, stack
+    from .pictures import check_output
     from .runner import Runner
-    from .transmit import check_output
 
     t0 = time.perf_counter()
     # cheap checks first: loading a scenario builds every codec
     if out is not None:
         check_output(out)
     if snr_db is not None:
-        if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)):
-            raise ConfigError(f"snr_db must be a number (dB), got {snr_db!r}")
-        check_snr_db(snr_db)
+        parse_snr(snr_db, "snr_db")
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, check_classes=False)
-    if sc.kind != "transmission":
+    if not isinstance(sc, TransmissionScenario):
         raise ConfigError(f"scenario {sc.name!r} is of kind {sc.kind!r}; a grid needs a transmission scenario")
     snr = sc.snr_db[0] if snr_db is None else float(snr_db)
-    channel_labels = [spec_label(c) for c in sc.channels]
-    channel_names = [ch["name"] for ch in sc.channels]
-    if channel is None:
-        c = 0
-    elif channel in channel_labels:
-        c = channel_labels.index(channel)
-    elif channel in channel_names:
-        c = channel_names.index(channel)
-    else:
-        raise ConfigError(f"channel {channel!r} is not one of the scenario's channels; valid choices: "
-                          f"{', '.join(channel_labels)}")
-    from .plots import _slug
-
-    default = sc.output / (GRID_FILE if c == 0 else f"grid_{_slug(channel_labels[c])}.png")
-    path = check_output(Path(out) if out is not None else default)
-    points = _points(sc, snr, c)
+    c = _channel_index(sc, channel)
+    label = spec_label(sc.channels[c])
+    path = check_output(Path(out) if out is not None else
+                        sc.output / (GRID_FILE if c == 0 else f"grid_{slug(label)}.png"))
     runner = Runner(sc, device=device, progress=False)  # builds codecs and channels as `semsim run` does
     data_spec = sc.data[0] if images is None else {**sc.data[0], "ids": list(images)}
-    ds = registry.build("dataset", data_spec)
+    ds = runner.dataset(0) if images is None else registry.build("dataset", data_spec)
     samples = list(ds)
     if not samples:
         raise ConfigError(f"no images to draw: {spec_label(data_spec)} selects none")
-    rows = {s.id: r for r, s in enumerate(samples)}
-    labelled = samples[0].label is not None
-
-    columns = ["original"] + (["ground truth"] if labelled else [])
-    tiles = []
-    for s in samples:
-        tiles.append(Tile(rows[s.id], 0, s.id, "original", "original", _rgb(s.image)))
-        if labelled:
-            void = (s.label < 0) | (s.label >= ds.num_classes)
-            tiles.append(Tile(rows[s.id], 1, s.id, "ground truth", "truth", _truth(s.image, s.label, void, ds),
-                              classes=s.label.masked_fill(void, -1).numpy(), num_classes=ds.num_classes))
-    for pt in points:
-        seed_everything(pt.seed)  # fixes an untrained codec's weights (a method's MCS share its first point's)
-        codec, channel = runner._codec(pt), runner._channel(pt.channel)
-        col, title = len(columns), _column_title(codec, sc.methods[pt.method]["name"], pt)
-        columns.append(title)
-        seed_everything(pt.seed)  # the channel noise, as the runner draws it for this point
-        for batch in batches_by_size(samples, sc.batch_size):
-            x, labels, ids = stack(batch)
-            b, _, h, w = x.shape
-            with torch.no_grad():
-                tr = codec.transmit(x.to(runner.device), channel, torch.full((b,), pt.snr_db, device=runner.device))
-            for n in tr.channel_uses:
-                codec.check_budget(n, h, w)
-            output = tr.output.detach().float().cpu()
-            for i, sample_id in enumerate(ids):
-                tile = Tile(rows[sample_id], col, sample_id, title, codec.task.value, x[i].permute(1, 2, 0).numpy(),
-                            channel_uses=int(tr.channel_uses[i]), failed=bool(tr.failed[i]))
-                if codec.task is Task.SEGMENTATION:
-                    _segmentation_tile(tile, x[i], output[i], None if labels is None else labels[i], ds)
-                else:
-                    _reconstruction_tile(tile, x[i], output[i])
-                tiles.append(tile)
+    columns, tiles = _input_tiles(samples, ds)
+    for pt in _points(sc, snr, c):
+        columns.append(_column_title(runner.codec(pt), sc.methods[pt.method]["name"], pt))
+        tiles += _method_tiles(runner, pt, samples, ds, len(columns) - 1, columns[-1])
     tiles.sort(key=lambda t: (t.row, t.col))
-    title = (f"{sc.name}: {spec_label(sc.data[0], skip=('ids', 'limit'))} · {channel_labels[c]} at SNR "
+    title = (f"{sc.name}: {spec_label(sc.data[0], skip=('ids', 'limit'))} · {label} at SNR "
              f"{snr:g} dB (Es/N0) · budget {sc.budgets[0].label} · seed {sc.seed}")
     g = Grid(path, title, columns, [s.id for s in samples], tiles, 0, 0.0)
     g.axes = draw(g, ds)
     g.seconds = time.perf_counter() - t0
     return g
+
+
+def _channel_index(sc: Scenario, channel: str | None) -> int:
+    """Which of the scenario's channels ``channel`` names (by label or name; None: the first)."""
+    labels = [spec_label(c) for c in sc.channels]
+    names = [ch["name"] for ch in sc.channels]
+    if channel is None:
+        return 0
+    if channel in labels:
+        return labels.index(channel)
+    if channel in names:
+        return names.index(channel)
+    raise ConfigError(f"channel {channel!r} is not one of the scenario's channels; valid choices: "
+                      f"{', '.join(labels)}")
+
+
+def _input_tiles(samples: list, ds) -> tuple[list[str], list[Tile]]:
+    """The first columns: the originals, and the ground truth of labelled data."""
+    labelled = samples[0].label is not None
+    columns = ["original"] + (["ground truth"] if labelled else [])
+    tiles = []
+    for r, s in enumerate(samples):
+        tiles.append(Tile(r, 0, s.id, "original", "original", _rgb(s.image)))
+        if labelled:
+            void = (s.label < 0) | (s.label >= ds.num_classes)
+            tiles.append(Tile(r, 1, s.id, "ground truth", "truth", _truth(s.image, s.label, void, ds),
+                              classes=s.label.masked_fill(void, -1).numpy(), num_classes=ds.num_classes))
+    return columns, tiles
+
+
+def _method_tiles(runner, pt: Point, samples: list, ds, col: int, title: str) -> list[Tile]:
+    """Column ``col``: the samples sent as ``semsim run`` sends point ``pt`` (its seed, batches,
+    codec and channel) by :func:`~semsim.evaluate.evaluate_batch`."""
+    from .config import seed_everything
+    from .data import batches_by_size, stack
+    from .evaluate import evaluate_batch
+
+    seed_everything(pt.seed)  # fixes an untrained codec's weights (a method's MCS share its first point's)
+    codec, channel = runner.codec(pt), runner.channel(pt.channel)
+    seed_everything(pt.seed)  # the channel noise, as the runner draws it for this point
+    rows = {s.id: r for r, s in enumerate(samples)}
+    tiles = []
+    for batch in batches_by_size(samples, runner.sc.batch_size):
+        x, labels, ids = stack(batch)
+        sent = evaluate_batch(codec, channel, x.to(runner.device), labels, pt.snr_db, task=codec.task,
+                              metrics=("psnr",))
+        tr, output = sent.transmission, sent.output.detach().float().cpu()
+        for i, sample_id in enumerate(ids):
+            tile = Tile(rows[sample_id], col, sample_id, title, sent.task.value, x[i].permute(1, 2, 0).numpy(),
+                        channel_uses=int(tr.channel_uses[i]), failed=bool(tr.failed[i]))
+            if sent.task is Task.SEGMENTATION:
+                _segmentation_tile(tile, x[i], output[i], None if labels is None else labels[i], ds)
+            else:
+                _reconstruction_tile(tile, output[i], float(sent.scores["psnr"][i]))
+            tiles.append(tile)
+    return tiles
 
 
 def _points(sc: Scenario, snr_db: float, channel: int = 0) -> list[Point]:
@@ -210,11 +222,9 @@ def _points(sc: Scenario, snr_db: float, channel: int = 0) -> list[Point]:
     return [p for p in one.points() if p.data == 0 and p.budget == sc.budgets[0] and p.channel == channel]
 
 
-
 def _column_title(codec, method: str, pt: Point) -> str:
     """The results tables' method label, "(untrained)" for a learned method without weights, and on a
     second line the task (of a codec that serves several) and the MCS."""
-    from . import registry
     from .results import method_label
 
     name = method_label({"method": codec.label, "train_channel": codec.train_channel})
@@ -231,9 +241,9 @@ def _rgb(image: torch.Tensor) -> np.ndarray:
 
 
 def _blend(image: torch.Tensor, classes: torch.Tensor, num_classes: int) -> np.ndarray:
-    """The input blended with the class colours (the right half of :func:`semsim.transmit.overlay`),
+    """The input blended with the class colours (the right half of :func:`semsim.pictures.overlay`),
     ``[H, W, 3]`` float32 in [0, 1]."""
-    from .transmit import overlay
+    from .pictures import overlay
 
     w = image.shape[-1]
     return np.asarray(overlay(image, classes, num_classes), dtype=np.float32)[:, w:] / 255
@@ -246,11 +256,9 @@ def _truth(image: torch.Tensor, label: torch.Tensor, void: torch.Tensor, ds) -> 
     return picture
 
 
-def _reconstruction_tile(tile: Tile, image: torch.Tensor, output: torch.Tensor) -> None:
-    from .metrics import psnr
-
+def _reconstruction_tile(tile: Tile, output: torch.Tensor, psnr: float) -> None:
     tile.picture = _rgb(output)
-    tile.psnr = float(psnr(image[None], torch.from_numpy(tile.picture).permute(2, 0, 1)[None])[0])
+    tile.psnr = psnr
     tile.caption = _caption(tile, f"PSNR {tile.psnr:.1f} dB")
 
 
@@ -300,10 +308,10 @@ def draw(g: Grid, ds) -> int:
     from matplotlib.patches import Patch
 
     from .files import atomic_file
-    from .plots import _plt
-    from .transmit import OUTPUT_FORMATS, palette
+    from .pictures import OUTPUT_FORMATS, palette
+    from .plots import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     n_rows, n_cols = len(g.images), len(g.columns)
     aspect = float(np.median([t.picture.shape[0] / t.picture.shape[1] for t in g.tiles if t.col == 0]))
     fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, layout="constrained",

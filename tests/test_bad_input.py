@@ -213,7 +213,7 @@ def test_huge_procedural(tmp_path, capsys, data, words):
 def _no_point_runs(monkeypatch):
     from semsim.runner import Runner
 
-    monkeypatch.setattr(Runner, "transmission_point", lambda *a: pytest.fail("a point ran before the check"))
+    monkeypatch.setattr(Runner, "point_rows", lambda *a: pytest.fail("a point ran before the check"))
 
 
 @pytest.mark.parametrize("where", ["under-file", "is-file", "sys", "read-only", "nul"])
@@ -307,7 +307,7 @@ def test_failure_mid_sweep_keeps_finished_points(tmp_path, capsys, monkeypatch):
     from semsim.runner import Runner
     from semsim.errors import DataError
 
-    real, calls = Runner.transmission_point, []
+    real, calls = Runner.point_rows, []
 
     def second_fails(self, pt):
         calls.append(pt)
@@ -315,7 +315,7 @@ def test_failure_mid_sweep_keeps_finished_points(tmp_path, capsys, monkeypatch):
             raise DataError("the disk went away")
         return real(self, pt)
 
-    monkeypatch.setattr(Runner, "transmission_point", second_fails)
+    monkeypatch.setattr(Runner, "point_rows", second_fails)
     out = tmp_path / "out"
     assert main(["run", str(_scenario(tmp_path)), "--output", str(out), "--quiet"]) == 2
     _error(capsys, "disk went away")

@@ -197,7 +197,7 @@ def test_fuzz_output_paths_are_refused_before_the_run(tmp_path, capsys, monkeypa
     tmp_path, are refused before any point runs."""
     from semsim.runner import Runner
 
-    monkeypatch.setattr(Runner, "transmission_point", lambda *a: pytest.fail("a point ran"))
+    monkeypatch.setattr(Runner, "point_rows", lambda *a: pytest.fail("a point ran"))
     path = tmp_path / "sc.yaml"
     path.write_text(_dump(BASE))
     (tmp_path / "afile").write_text("x")

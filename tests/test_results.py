@@ -101,7 +101,7 @@ def test_no_plot_without_a_line(tmp_path, monkeypatch):
                          for ax in fig.axes if ax.get_lines() or ax.get_legend_handles_labels()[1]]
         figures[stem + " legend"] = [t.get_text() for ax in fig.axes if ax.get_legend()
                                      for t in ax.get_legend().get_texts()]
-        plots._plt().close(fig)  # no files: drawing them is slow and not what is tested
+        plots.pyplot().close(fig)  # no files: drawing them is slow and not what is tested
         return []
 
     monkeypatch.setattr(plots, "_save", spy)

@@ -372,7 +372,7 @@ def test_a_second_run_with_other_inputs_or_fresh_is_refused(tmp_path, monkeypatc
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(dict(TINY, snr_db=[7])))
     seen = {}
-    compute = Runner.transmission_point
+    compute = Runner.point_rows
 
     def meanwhile(self, pt):  # while the first run holds the folder, others try it
         if not seen:
@@ -383,12 +383,12 @@ def test_a_second_run_with_other_inputs_or_fresh_is_refused(tmp_path, monkeypatc
             seen["same"] = read_csv(semsim.run(dict(TINY), output=out, progress=False))  # same inputs share it
         return compute(self, pt)
 
-    monkeypatch.setattr(Runner, "transmission_point", meanwhile)
+    monkeypatch.setattr(Runner, "point_rows", meanwhile)
     rows = read_csv(semsim.run(dict(TINY), output=out, progress=False))
     assert seen["other"] == 2 and "in use by another semsim run with other inputs" in seen["other_err"]
     assert "'runtest', pid" in seen["other_err"] and len(seen["other_err"].strip().splitlines()) == 1
     assert len(rows) == 2 and _strip_timing(seen["same"]) == _strip_timing(rows)
-    monkeypatch.setattr(Runner, "transmission_point", compute)
+    monkeypatch.setattr(Runner, "point_rows", compute)
     assert len(read_csv(semsim.run(dict(TINY), output=out, fresh=True, progress=False))) == 2  # lock released
 
 
@@ -396,14 +396,14 @@ def test_a_run_never_reports_success_with_points_missing(tmp_path, monkeypatch):
     from semsim.errors import OutputError
     from semsim.runner import Runner
 
-    compute = Runner.transmission_point
+    compute = Runner.point_rows
 
     def and_remove_the_others(self, pt):  # as a --fresh of an unlocked run would
         for p in (self.out / ".points").glob("*.csv"):
             p.unlink()
         return compute(self, pt)
 
-    monkeypatch.setattr(Runner, "transmission_point", and_remove_the_others)
+    monkeypatch.setattr(Runner, "point_rows", and_remove_the_others)
     with pytest.raises(OutputError, match="1 of 2 points have no results"):
         semsim.run(dict(TINY), output=tmp_path / "out", progress=False)
 

@@ -154,3 +154,39 @@ def test_quickstart_runs_the_papers_system_and_every_baseline():
     assert {("semantic", "reconstruction"), ("semantic", "segmentation")} <= {
         (m["name"], t) for m, t in zip(sc.methods, sc.method_tasks)}
     assert len(sc.snr_db) >= 3 and all(t in sc.data_tasks for t in ("reconstruction", "segmentation"))
+
+
+def test_one_class_per_kind_with_its_own_points_and_rows():
+    from semsim.errors import ConfigError
+    from semsim.evaluate import COLUMNS
+    from semsim.runner import Runner
+    from semsim.scenario import BER_COLUMNS, BerScenario, SweepScenario, TrainScenario, TransmissionScenario
+
+    sc = load_scenario(dict(GOOD))
+    assert type(sc) is TransmissionScenario and sc.kind == "transmission" and sc.columns == COLUMNS
+    assert sc.input_refs(sc.points()[0])[1:] == [("data", 0), ("content", 0), ("method", 0), ("weights", 0)]
+    ber = load_scenario({"kind": "ber", "channels": ["awgn"], "snr_db": [0, 5], "modulations": ["qpsk"]})
+    assert type(ber) is BerScenario and ber.columns == BER_COLUMNS and ber.specs() == {"channel": [{"name": "awgn"}]}
+    assert [p.key for p in ber.points()] == ["awgn|qpsk|uncoded|snr=0", "awgn|qpsk|uncoded|snr=5"]
+    assert len(ber.point_seconds()) == 2 and ber.settings()["kind"] == "ber"
+    train = load_scenario({"kind": "train", "methods": ["deepjscc"], "budget": {"cbr": "1/16"}, "channel": "awgn",
+                           "data": {"reconstruction": {"name": "builtin"}}, "output": "unused"})
+    assert type(train) is TrainScenario and not isinstance(train, SweepScenario)
+    assert [p.key for p in train.points()] == ["train|deepjscc"] and train.train.label_space.num_classes > 0
+    with pytest.raises(ConfigError, match="run it with `semsim train`"):
+        Runner(train)
+
+
+def test_budget_and_snr_are_parsed_once_for_scenarios_and_transmit():
+    from semsim.codec import Budget
+    from semsim.errors import ConfigError
+    from semsim.scenario import parse_budget, parse_snr, parse_snr_list
+
+    assert parse_budget({"cbr": "1/16"}) == Budget("cbr", 1 / 16) == parse_budget("1/16", number_is_cbr=True)
+    assert parse_budget({"channel_uses": 500}) == Budget("channel_uses", 500.0)
+    for bad, words in (("1/16", "{cbr: VALUE}"), ({"channel_uses": 1.5}, "int"), ({"cbr": "1e400"}, "finite")):
+        with pytest.raises(ConfigError, match=words.replace("{", r"\{")):
+            parse_budget(bad)
+    assert parse_snr(7) == 7.0 and parse_snr_list({"start": 0, "stop": 4, "step": 2}) == [0.0, 2.0, 4.0]
+    with pytest.raises(ConfigError, match=r"outside the valid range \[-30, 60\]"):
+        parse_snr(75)

@@ -14,7 +14,8 @@ from PIL import Image
 
 import semsim
 from semsim.cli import main
-from semsim.transmit import CAMVID_PALETTE, default_weights, palette
+from semsim.pictures import CAMVID_PALETTE, palette
+from semsim.transmit import default_weights
 
 H, W = 64, 96
 SEGMENT = "label every pixel by object class"
@@ -173,14 +174,14 @@ def test_output_must_be_png_or_jpeg(files, tmp_path, capsys, name):
 
 def test_python_api_on_tensors(files):
     scene = semsim.build_dataset({"name": "procedural", "num": 1, "height": H, "width": W})[0]
-    r = semsim.transmit(scene.image, SEGMENT, channel="awgn", snr_db=10.0, label=scene.label)
+    r = semsim.transmit(scene.image, SEGMENT, channel="awgn", snr_db=10.0, truth=scene.label)
     assert isinstance(r, semsim.TransmitResult)
     assert r.task == "segmentation" and set(r.scores) == {"reconstruction", "segmentation"}
     assert r.scores["segmentation"] > r.scores["reconstruction"]
     assert r.output.shape == (11, H, W) and r.prediction.shape == (H, W) and r.picture.size == (2 * W, H)
     assert r.channel_uses == 192 and math.isclose(r.cbr, 192 / (3 * H * W)) and math.isnan(r.psnr)
     assert 0 <= r.miou <= 1 and r.seconds > 0 and "untrained" not in r.warning
-    again = semsim.transmit(scene.image, task="segmentation", channel="awgn", snr_db=10.0, label=scene.label)
+    again = semsim.transmit(scene.image, task="segmentation", channel="awgn", snr_db=10.0, truth=scene.label)
     assert torch.equal(again.output, r.output)  # same seed, same weights and noise
     rec = semsim.transmit(scene.image[None], task="reconstruction", snr_db=10.0)
     assert rec.output.shape == (3, H, W) and rec.prediction is None and rec.psnr > 0
@@ -191,12 +192,14 @@ def test_python_api_on_tensors(files):
 def test_miou_against_a_perfect_and_a_void_label(files, monkeypatch):
     """mIoU goes through the shared confusion matrix and ignores labels outside [0, C) (VOC's 255)."""
     scene = semsim.build_dataset({"name": "procedural", "num": 1, "height": H, "width": W})[0]
-    r = semsim.transmit(scene.image, task="segmentation", snr_db=10.0, label=scene.label)
+    r = semsim.transmit(scene.image, task="segmentation", snr_db=10.0, truth=scene.label)
     perfect = r.prediction.clone()
-    assert semsim.transmit(scene.image, task="segmentation", snr_db=10.0, label=perfect).miou == 1.0
+    assert semsim.transmit(scene.image, task="segmentation", snr_db=10.0, truth=perfect).miou == 1.0
     voided = perfect.clone()
     voided[:, : W // 2] = 255
-    assert semsim.transmit(scene.image, task="segmentation", snr_db=10.0, label=voided).miou == 1.0
+    assert semsim.transmit(scene.image, task="segmentation", snr_db=10.0, truth=voided).miou == 1.0
+    with pytest.warns(DeprecationWarning, match="truth="):  # the former name of the ground truth
+        assert semsim.transmit(scene.image, task="segmentation", snr_db=10.0, label=perfect).miou == 1.0
 
 
 def test_palettes():

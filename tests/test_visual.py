@@ -66,8 +66,8 @@ def test_grid_sends_as_semsim_run_does(drawn, method, col):
     pt = next(p for p in sc.points() if p.snr_db == 10 and p.method == method)
     runner = Runner(sc, progress=False)
     seed_everything(pt.seed)
-    runner._codec(pt)
-    rows = runner.transmission_point(pt)
+    runner.codec(pt)
+    rows = runner.point_rows(pt)
     shown = {t.image: t.psnr for t in drawn.tiles if t.col == col}
     assert {r["image"]: r["psnr"] for r in rows} == pytest.approx(shown, abs=1e-9)
 

@@ -320,18 +320,10 @@ def task_kb():
 
 
 def _resolve_task(task: str | None, request: str | None) -> Task:
-    valid = [t.value for t in Task]
-    if task is not None and request is not None:
-        raise ConfigError("give either task (an instruction) or request (free text), not both")
-    if isinstance(request, str) and request.strip().lower() in valid:
-        return Task(request.strip().lower())  # a task's own name needs no KB and cannot be ambiguous
-    if request is not None:
-        return Task(task_kb().resolve(request, force="task: {task}").task)
-    task = task or Task.RECONSTRUCTION.value
-    if task not in valid:
-        raise ConfigError(f"unknown task {task!r}; valid choices: {choices(valid)} "
-                          f"(or give a free-text request)")
-    return Task(task)
+    """The codec's task: :func:`~semsim.semantic.task_kb.parse_task`, reconstruction by default."""
+    from .task_kb import parse_task
+
+    return parse_task(task, request)[0] or Task.RECONSTRUCTION
 
 
 __all__ = ["SemanticCodec", "UnifiedJSCCEncoder", "RxSourceKB", "ReconstructionDecoder", "SegmentationDecoder"]

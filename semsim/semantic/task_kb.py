@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from ..codec import Task
 from ..errors import ConfigError, SemsimError, choices
 
 MEMORY = Path(__file__).with_name("task_kb.yaml")
@@ -228,3 +229,28 @@ class TaskKB:
                 f"request {request!r} is ambiguous: {listed} (cosine similarity, closer than the margin "
                 f"{self.margin:.3f}); rather than guess, name the task: {named}", close)
         return TaskMatch(best, score, task_scores)
+
+
+def parse_task(task: str | None, request: str | None,
+               force: str = "task: {task}") -> tuple[Task | None, dict[str, float]]:
+    """The task named by ``task`` or meant by ``request`` (free text for the KB; a task's own name
+    needs no KB and cannot be ambiguous), and the KB's cosine similarity per task (empty when the
+    KB was not asked); ``None`` when neither is given. Shared by ``semsim transmit`` and the
+    ``semantic`` codec's ``task`` / ``request`` options.
+
+    :param force: how the caller names a task instead of a request, for an ambiguity message.
+    :raises ConfigError: both given, or an unknown task name; the KB's errors for a request.
+    """
+    valid = [t.value for t in Task]
+    if task is not None and request is not None:
+        raise ConfigError("give either a request (free text) or a task, not both")
+    if isinstance(request, str) and request.strip().lower() in valid:
+        return Task(request.strip().lower()), {}
+    if request is not None:
+        match = TaskKB().resolve(request, force)
+        return Task(match.task), dict(match.scores)
+    if task is None:
+        return None, {}
+    if task not in valid:
+        raise ConfigError(f"unknown task {task!r}; valid choices: {choices(valid)} (or give a free-text request)")
+    return Task(task), {}
