@@ -47,7 +47,8 @@ def score_weights(path: str | os.PathLike, validation: Mapping[str, Any] | None 
     from . import registry
     from .codec import Task
     from .data import batches_by_size, stack
-    from .train_validation import validation_scores
+    from .evaluate import scores_per_snr
+    from .metrics import LabelSpace
 
     v = dict(SHIP_VALIDATION, **(validation or {}))
     meta = read_meta(path)
@@ -57,8 +58,9 @@ def score_weights(path: str | os.PathLike, validation: Mapping[str, Any] | None 
     datasets = {task: registry.build("dataset", v[task.value]) for task in codec.tasks}
     batches = {task: [stack(b)[:2] for b in batches_by_size(ds, v["batch_size"])] for task, ds in datasets.items()}
     ignore = getattr(datasets.get(Task.SEGMENTATION), "ignore_index", None)
-    rows = validation_scores(codec, channel, batches, list(v["snr_db"]), v["seed"], device,
-                             seg_classes=(None, ignore))
+    space = LabelSpace(codec.num_classes, ignore) if Task.SEGMENTATION in codec.tasks else None
+    rows = scores_per_snr(codec, channel, batches, list(v["snr_db"]), v["seed"], label_space=space, device=device,
+                          metrics=("psnr", "miou"))
     out = {}
     for task in codec.tasks:
         col = "psnr" if task is Task.RECONSTRUCTION else "miou"

@@ -45,7 +45,7 @@ rank-dependent seeds; gradients are averaged by DDP. Only rank 0 validates and w
 The parts live apart: the batches, validation sets and time estimate in :mod:`semsim.train_data`
 (crops from :mod:`semsim.data.crops`), one step (learning rate, the module DDP wraps, per-task
 gradient norms, the curve row) in :mod:`semsim.train_step`, validation
-in :mod:`semsim.train_validation`, checkpoints in :mod:`semsim.train_checkpoint`, the ranks in
+through :func:`semsim.evaluate.scores_per_snr`, checkpoints in :mod:`semsim.train_checkpoint`, the ranks in
 :mod:`semsim.distributed`, the curves in :mod:`semsim.plots` and the CSV files in
 :mod:`semsim.results`; this module holds the loop. A learned codec's ``training_step`` is its
 ``forward`` (:class:`~semsim.codec.CodecOutput`) and the loss of :mod:`semsim.nn.losses`.
@@ -83,7 +83,7 @@ from .train_checkpoint import CHECKPOINT, OPTIMIZER, is_finished, resume, weight
 from .train_data import TrainData, estimate_seconds
 from .train_step import (CURVE_COLUMNS, MethodRun, TrainStep, backward_per_task, curve_row, learning_rate,
                          progress_postfix)
-from .train_validation import validation_scores
+from .evaluate import scores_per_snr
 from .weights import cumulative, load_weights, read_meta, resolve_weights, save_weights, sha256
 
 VALIDATION_COLUMNS = ("step", "snr_db", "psnr", "miou", "wall_seconds")
@@ -410,10 +410,11 @@ class Trainer:
 
     def validate(self, codec, channel) -> list[dict[str, Any]]:
         """PSNR (reconstruction) and mIoU (segmentation) on the validation sets at each validation
-        SNR (:func:`~semsim.train_validation.validation_scores`); the channel noise is the same at every call."""
-        return validation_scores(codec, channel, {t: self.data.validation_batches(t) for t in codec.tasks},
-                                 self.st.validation_snr_db, self.sc.seed, self.device, self._autocast,
-                                 (self.st.num_classes, self.st.ignore_index))
+        SNR through the one send-and-score path (:func:`~semsim.evaluate.scores_per_snr`); the
+        channel noise is the same at every call."""
+        return scores_per_snr(codec, channel, {t: self.data.validation_batches(t) for t in codec.tasks},
+                              self.st.validation_snr_db, self.sc.seed, label_space=self.st.label_space,
+                              device=self.device, metrics=("psnr", "miou"), autocast=self._autocast)
 
     def provenance(self, m: int, wall_seconds: float) -> dict[str, Any]:
         """The metadata of method ``m``'s final weights (:func:`~semsim.train_checkpoint.weights_metadata`)."""

@@ -15,8 +15,7 @@ import torch
 
 from .codec import Task
 from .distributed import Dist
-from .metrics import miou_from_confusion, psnr
-from .train_validation import confusion
+from .metrics import LabelSpace, miou_from_confusion, psnr
 
 CURVE_COLUMNS = ("step", "loss_reconstruction", "loss_segmentation", "loss", "psnr", "miou", "lr", "grad_norm",
                  "grad_reconstruction", "grad_segmentation", "wall_seconds")
@@ -117,8 +116,9 @@ def curve_row(k: int, total: torch.Tensor, losses: dict[Task, torch.Tensor], out
     values = dist.mean(values, device)
     miou = nan
     if Task.SEGMENTATION in outputs:
-        cm = confusion(outputs[Task.SEGMENTATION].detach(), batches[Task.SEGMENTATION][1], *seg_classes)
-        miou = miou_from_confusion(dist.sum_(cm.to(device)).cpu())
+        cm = LabelSpace(*seg_classes).confusion()
+        cm.update(outputs[Task.SEGMENTATION].detach(), batches[Task.SEGMENTATION][1])
+        miou = miou_from_confusion(dist.sum_(cm.matrix.to(device)).cpu())
     loss, loss_rec, loss_seg, train_psnr = values
     return {"step": k, "loss_reconstruction": loss_rec, "loss_segmentation": loss_seg, "loss": loss,
             "psnr": train_psnr, "miou": miou}

@@ -79,18 +79,3 @@ def test_serving_switches_a_multi_task_codec_and_restores_it():
         pass
 
 
-def test_scores_per_snr_equal_training_validation():
-    """The function training's validation switches to gives the numbers it gives today."""
-    from semsim.train import validation_scores
-
-    images, labels, ds = _scenes(2, 64, 64)
-    seed_everything(3)
-    codec = semsim.build_codec({"name": "semantic", "preset": "small", "num_classes": ds.num_classes},
-                               budget=semsim.Budget("cbr", 1 / 16))
-    channel = semsim.build_channel("awgn")
-    batches = {Task.RECONSTRUCTION: [(images, None)], Task.SEGMENTATION: [(images, labels)]}
-    want = validation_scores(codec, channel, batches, [0.0, 10.0], 5, "cpu",
-                             seg_classes=(ds.num_classes, ds.ignore_index))
-    got = scores_per_snr(codec, channel, batches, [0.0, 10.0], 5, metrics=("psnr", "miou"),
-                         label_space=LabelSpace(ds.num_classes, ds.ignore_index))
-    assert got == want
