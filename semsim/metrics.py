@@ -138,5 +138,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("ms_ssim", "MS-SSIM", "reconstruction", True, ms_ssim),
     Metric("miou", "mIoU", "segmentation", False, miou_from_confusion),
 )}
+
+
+def headline_metrics() -> list[str]:
+    """The first metric of each task in :data:`METRICS` (``["psnr", "miou"]``): the one a summary
+    table shows by default."""
+    first: dict[str, str] = {}
+    for name, m in METRICS.items():
+        first.setdefault(m.task, name)
+    return list(first.values())
+
+
 #: metric name → plot axis label
 PLOT_LABELS = {name: m.label for name, m in METRICS.items()}

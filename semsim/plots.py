@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import METRICS, PLOT_LABELS
 from .results import ENVELOPE_MCS, aggregate, is_ber, num, read_csv, with_envelope
 
-METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "miou": "mIoU"}
+METRIC_LABELS = PLOT_LABELS  # from the metric table (semsim.metrics.METRICS)
 #: published reference curves overlaid on Kodak plots when the file exists
 DEFAULT_ANCHORS = "$SEMSIM_SHARED/anchors/kodak_awgn_cbr1-16.csv"
 
@@ -135,7 +136,7 @@ def plot_results(csv_path: str | Path, out_dir: str | Path | None = None, x: str
     if is_ber(rows):
         return plot_ber(rows, out, x=x)
     paths = []
-    metrics = [m for m in ("psnr", "ms_ssim", "miou") if any(math.isfinite(num(r.get(m))) for r in rows)]
+    metrics = [m for m in METRICS if any(math.isfinite(num(r.get(m))) for r in rows)]
     for metric in metrics:
         paths += plot_vs_snr(rows, out, metric, anchors=load_anchors(anchors) if metric == "psnr" else [])
         if len({r["budget"] for r in rows}) > 1:

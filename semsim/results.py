@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .metrics import headline_metrics
+
 ENVELOPE_MCS = "best"
 
 
@@ -126,14 +128,15 @@ def with_envelope(agg: dict[tuple, tuple[float, float, int]], by: Sequence[str])
 
 
 def summary_table(rows: list[dict[str, str]], metric: str | None = None, envelope: bool = True) -> str:
-    """A Markdown table of ``metric`` (default: psnr, or miou for segmentation): one line per
+    """A Markdown table of ``metric`` (default: each task's headline metric, psnr of reconstruction
+    rows and miou of segmentation ones, :func:`~semsim.metrics.headline_metrics`): one line per
     dataset/channel/budget/method/MCS, one column per SNR, cells ``mean ± CI``."""
     if not rows:
         return "(no rows)"
-    if metric is None:  # psnr of reconstruction rows, miou of segmentation rows
-        parts = [summary_table(sel, m, envelope) for m in ("psnr", "miou")
+    if metric is None:
+        parts = [summary_table(sel, m, envelope) for m in headline_metrics()
                  if (sel := [r for r in rows if math.isfinite(num(r.get(m)))])]
-        return "\n\n".join(parts) or summary_table(rows, "psnr", envelope)
+        return "\n\n".join(parts) or summary_table(rows, headline_metrics()[0], envelope)
     by = ("dataset", "channel", "budget", "method", "mcs", "snr_db")
     agg = aggregate(rows, by, metric)
     if envelope:
