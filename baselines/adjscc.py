@@ -172,7 +172,6 @@ class ADJSCC(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    method = "adjscc"
     label = "ADJSCC"
     cost_s_per_mpixel = 5.0
 

@@ -200,7 +200,6 @@ class DeepJSCC(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    method = "deepjscc"
     label = "Deep JSCC"
     cost_s_per_mpixel = 3.5
 

@@ -140,7 +140,6 @@ class DeepLabJSCC(SegmentationBaseline):
     label = "Deeplab-JSCC"
     #: small preset, 768x512 on a 2-core CPU (the paper preset is a GPU model)
     cost_s_per_mpixel = 0.5
-    method = "deeplab-jscc"
 
     def _build(self, cfg: dict[str, Any]) -> None:
         self.norm = ImageNetNorm()

@@ -70,7 +70,6 @@ class DigitalFCNCodec(SegmentationBaseline):
     channel_in_training: ClassVar[bool] = False  # the FCN trains on clean images
     #: the digital chain's cost plus an FCN forward pass (small preset, 2-core CPU)
     cost_s_per_mpixel: ClassVar[float] = SeparationCodec.cost_s_per_mpixel + 0.3
-    method = "jpeg+ldpc+fcn"
 
     def __init__(self, budget: Budget, source: str = "jpeg", preset: str = "small", weights: str | None = None,
                  meta: bool = False, num_classes: int | None = None, mcs: str | Sequence[str] = "all",

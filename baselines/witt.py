@@ -173,7 +173,6 @@ class WITT(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    method = "witt"
     label = "WITT"
     cost_s_per_mpixel = 6.0
 

@@ -178,7 +178,6 @@ class SemanticCodec(LearnedCodec):
     """
 
     label = "GenSC"
-    method = "semantic"
     presets_file = PRESETS_FILE
     cost_s_per_mpixel = 2.0
 
