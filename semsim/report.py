@@ -76,7 +76,8 @@ def _wide_table(series, channel: str, snrs: list[float], digits: int = 2,
 
     head = "| method | " + " | ".join(f"{s:g} dB" for s in snrs) + " |"
     lines = [head, "|---|" + "---|" * len(snrs)]
-    keys = sorted((k for k in series if k[0] == channel), key=lambda k: (not top(k[1]), k[1], k[2] == ENVELOPE_MCS, k[2]))
+    keys = sorted((k for k in series if k[0] == channel),
+                  key=lambda k: (not top(k[1]), k[1], k[2] == ENVELOPE_MCS, k[2]))
     for _, label, mcs in keys:
         vals = series[(channel, label, mcs)]
         name = label + (f" {mcs}" if mcs else "")
@@ -189,7 +190,8 @@ class Report:
                 f"{e.get('train_channel')} | {e.get('device_name', e.get('device'))} | {e.get('precision')} | "
                 f"{float(e.get('wall_seconds', 0)):.0f} s | {val} |")
         self.facts["train_total_s"] = total
-        self.lines += ["", f"Training all {len(shipped)} shipped weights took {total:.0f} s ({total / 60:.1f} min) of training-loop time "
+        self.lines += ["", f"Training all {len(shipped)} shipped weights took {total:.0f} s ({total / 60:.1f} min) "
+                           f"of training-loop time "
                            f"(validation included).", ""]
         self._img(self.results / "train" / "small-gpu" / "curves.png", "train_curves.png", "training curves")
 
