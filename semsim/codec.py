@@ -317,7 +317,7 @@ class LearnedCodec(Codec):
     def __init__(self, budget: Budget, preset: str = "small", weights: str | None = None, meta: bool = False,
                  num_classes: int | None = None):
         super().__init__(budget)
-        cfg = load_preset(self.presets_file, self.method, preset, self.preset_type)
+        cfg = load_preset(self.presets_file, self.method, preset)
         weights_path = weights_file(self.method, preset, weights) if weights else None
         if num_classes is None and weights_path and "num_classes" in cfg:
             from .weights import read_meta
@@ -330,7 +330,8 @@ class LearnedCodec(Codec):
                 raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
             cfg["num_classes"] = num_classes
         self.preset_name, self.cfg = preset, cfg
-        self.arch = cfg if self.preset_type is None else from_mapping(self.preset_type, cfg, f"{self.method} preset")
+        self.arch = cfg if self.preset_type is None else from_mapping(
+            self.preset_type, cfg, f"{self.method} preset {preset!r} ({Path(self.presets_file).name})")
         self._weights_name, self.weights_sha256 = "", ""
         with torch.device("meta") if meta else contextlib.nullcontext():
             self._build(self.arch)
