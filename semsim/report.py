@@ -167,13 +167,10 @@ class Report:
         self.lines += ["## Shipped weights and their training", ""]
         shipped = manifest()
         if not shipped:
-            self.lines += ["No weights ship yet (`semsim train scenarios/train_small_gpu.yaml`, then "
-                           "`semsim ship results/train/small-gpu`).", ""]
+            self.lines += ["No weights ship yet (`semsim train RECIPE`, then `semsim ship OUTPUT`).", ""]
             return
         recipes = sorted({e.get("recipe", "") for e in shipped.values()})
-        self.lines += [f"Every learned method's `small` preset, trained in turn by `semsim train` on identical data, "
-                       f"steps, SNR range, seed and budget ({', '.join(f'`{r}`' for r in recipes)}), then "
-                       f"`semsim ship`. Files, checksums and provenance: `semsim/pretrained/manifest.json`.", "",
+        self.lines += [self.layout.weights.format(recipes=", ".join(f"`{r}`" for r in recipes)), "",
                        "| weights | method | parameters | bf16 MiB | steps × batch | crop | crops seen (rounds) | SNR (dB) "
                        "| channel | device | precision | wall time | validation at its SNRs |",
                        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -193,7 +190,8 @@ class Report:
         self.lines += ["", f"Training all {len(shipped)} shipped weights took {total:.0f} s ({total / 60:.1f} min) "
                            f"of training-loop time "
                            f"(validation included).", ""]
-        self._img(self.results / "train" / "small-gpu" / "curves.png", "train_curves.png", "training curves")
+        if self.layout.curves:
+            self._img(self.results / self.layout.curves, "train_curves.png", "training curves")
 
     def ablation(self) -> None:
         """The training-recipe ablation at equal images seen (``benchmarks/ablation.py --json

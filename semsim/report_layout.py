@@ -51,6 +51,8 @@ class Layout:
     :ivar sections: keys of figures and grids, and of :data:`SECTIONS`, in page order.
     :ivar account: groups of figures the account compares on: ``{what: "Kodak", figures: [fig5]}``.
     :ivar why: the account's explanation, after its computed lines.
+    :ivar weights: the shipped-weights section's prose (``{recipes}`` filled in); ``curves``: the
+        training curves' picture, relative to the results folder.
     :ivar ablation: the ablation section's prose (``{path}``, ``{crop}`` filled in).
     :ivar timings: the sentence above the timings table; ``timed``: the results folders (a glob) it times.
     """
@@ -62,6 +64,8 @@ class Layout:
     grids: list[dict[str, str]]
     account: list[dict[str, Any]]
     why: str = ""
+    weights: str = ""
+    curves: str = ""
     ablation: str = ""
     timings: str = ""
     timed: str = ""
