@@ -32,7 +32,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,16 @@ from torch import nn
 
 from semsim.registry import register
 
-from .deepjscc import SNR_SCALE_DB, NeuralJSCC, check_strides, conv, deconv, init_conv
+from .deepjscc import SNR_SCALE_DB, DeepJSCCPreset, NeuralJSCC, check_strides, conv, deconv, init_conv
+
+
+@dataclass(frozen=True)
+class ADJSCCPreset(DeepJSCCPreset):
+    """An ``adjscc`` preset: a ``deepjscc`` one plus the first encoder (last decoder) layer's kernel
+    size and the attention-feature modules' reduction (hidden units = width // af_reduction)."""
+
+    first_kernel_size: int
+    af_reduction: int
 
 #: CompressAI's reparametrisation offset: parameters are stored as sqrt(value + offset^2)
 REPARAM_OFFSET = 2.0**-18
@@ -172,14 +181,13 @@ class ADJSCC(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    method = "adjscc"
     label = "ADJSCC"
     cost_s_per_mpixel = 5.0
+    preset_type = ADJSCCPreset
 
-    def _build(self, cfg: dict[str, Any]) -> None:
-        self.stride = check_strides(cfg["strides"])
-        args = (cfg["widths"], cfg["strides"], cfg["kernel_size"], cfg["first_kernel_size"], cfg["channels"],
-                cfg["af_reduction"])
+    def _build(self, cfg: ADJSCCPreset) -> None:
+        self.stride = check_strides(cfg.strides)
+        args = (cfg.widths, cfg.strides, cfg.kernel_size, cfg.first_kernel_size, cfg.channels, cfg.af_reduction)
         self.encoder = ADJSCCEncoder(*args)
         self.decoder = ADJSCCDecoder(*args)
         self.apply(init_conv)

@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,17 @@ from semsim.registry import register
 from semsim.semantic.source_kb import pad_to_multiple
 
 PRESETS_FILE = Path(__file__).with_name("reconstruction_presets.yaml")
+
+
+@dataclass(frozen=True)
+class DeepJSCCPreset:
+    """A ``deepjscc`` preset (``reconstruction_presets.yaml``): encoder conv widths of layers 1-4,
+    the strides of the five layers, the kernel size and the complex symbols per latent position."""
+
+    widths: list[int]
+    strides: list[int]
+    kernel_size: int
+    channels: int
 #: the SNR in dB is divided by this before it conditions a network (the scale of semsim's SNR plane)
 SNR_SCALE_DB = 20.0
 
@@ -66,6 +78,7 @@ class NeuralJSCC(LearnedCodec):
 
     task = Task.RECONSTRUCTION
     presets_file = PRESETS_FILE
+    preset_type = DeepJSCCPreset
 
     def __init__(self, budget: Budget, preset: str = "small", weights: str | None = None, meta: bool = False):
         super().__init__(budget, preset=preset, weights=weights, meta=meta)
@@ -201,13 +214,12 @@ class DeepJSCC(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    method = "deepjscc"
     label = "Deep JSCC"
     cost_s_per_mpixel = 3.5
 
-    def _build(self, cfg: dict[str, Any]) -> None:
-        self.stride = check_strides(cfg["strides"])
-        args = (cfg["widths"], cfg["strides"], cfg["kernel_size"], cfg["channels"])
+    def _build(self, cfg: DeepJSCCPreset) -> None:
+        self.stride = check_strides(cfg.strides)
+        args = (cfg.widths, cfg.strides, cfg.kernel_size, cfg.channels)
         self.encoder = DeepJSCCEncoder(*args)
         self.decoder = DeepJSCCDecoder(*args)
         self.apply(init_conv)

@@ -31,6 +31,7 @@ Example::
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,27 @@ PRESETS_FILE = Path(__file__).with_name("segmentation_presets.yaml")
 #: torchvision's ImageNet statistics; the backbones are built without weights but keep their input scale
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ASPPPreset:
+    """DeepLabv3's ASPP: output channels and atrous rates."""
+
+    channels: int
+    rates: list[int]
+
+
+@dataclass(frozen=True)
+class DeepLabJSCCPreset:
+    """A ``deeplab-jscc`` preset (``segmentation_presets.yaml``): the torchvision backbone (its own
+    options, see :func:`build_backbone`), the ASPP, complex symbols per latent position, the
+    decoder's width and the default class count."""
+
+    backbone: dict[str, Any]
+    aspp: ASPPPreset
+    channels: int
+    decoder_width: int
+    num_classes: int
 
 
 # --- shared by both segmentation baselines ----------------------------------------------------------
@@ -138,19 +160,18 @@ class DeepLabJSCC(SegmentationBaseline):
     """
 
     label = "Deeplab-JSCC"
+    preset_type = DeepLabJSCCPreset
     #: small preset, 768x512 on a 2-core CPU (the paper preset is a GPU model)
     cost_s_per_mpixel = 0.5
-    method = "deeplab-jscc"
 
-    def _build(self, cfg: dict[str, Any]) -> None:
+    def _build(self, cfg: DeepLabJSCCPreset) -> None:
         self.norm = ImageNetNorm()
-        self.backbone, features, self.output_stride = build_backbone(cfg["backbone"])
+        self.backbone, features, self.output_stride = build_backbone(cfg.backbone)
         from torchvision.models.segmentation.deeplabv3 import ASPP
 
-        self.aspp = ASPP(features, cfg["aspp"]["rates"], cfg["aspp"]["channels"])
-        self.bottleneck = nn.Conv2d(cfg["aspp"]["channels"], 2 * cfg["channels"], 3, padding=1)
-        self.decoder = DeepLabDecoder(received_plane_count(cfg["channels"]), cfg["decoder_width"],
-                                      cfg["num_classes"])
+        self.aspp = ASPP(features, cfg.aspp.rates, cfg.aspp.channels)
+        self.bottleneck = nn.Conv2d(cfg.aspp.channels, 2 * cfg.channels, 3, padding=1)
+        self.decoder = DeepLabDecoder(received_plane_count(cfg.channels), cfg.decoder_width, cfg.num_classes)
 
     # --- contract -------------------------------------------------------------------------------
     def latent_symbols(self, height: int, width: int) -> int:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -46,6 +47,15 @@ from semsim.registry import register
 
 from .deeplab import ImageNetNorm, SegmentationBaseline, build_backbone
 from .separation import SOURCE_LABELS, SeparationCodec
+
+
+@dataclass(frozen=True)
+class FCNPreset:
+    """A ``jpeg+ldpc+fcn`` preset (``segmentation_presets.yaml``): the torchvision backbone (see
+    :func:`~semsim.baselines.deeplab.build_backbone`) and the default class count."""
+
+    backbone: dict[str, Any]
+    num_classes: int
 
 
 @register("codec", "jpeg+ldpc+fcn", source="jpeg")
@@ -66,10 +76,10 @@ class DigitalFCNCodec(SegmentationBaseline):
 
     axes: ClassVar[tuple[str, ...]] = SeparationCodec.axes
     label = "JPEG+LDPC+FCN"
+    preset_type = FCNPreset
     channel_in_training: ClassVar[bool] = False  # the FCN trains on clean images
     #: the digital chain's cost plus an FCN forward pass (small preset, 2-core CPU)
     cost_s_per_mpixel: ClassVar[float] = SeparationCodec.cost_s_per_mpixel + 0.3
-    method = "jpeg+ldpc+fcn"
 
     def __init__(self, budget: Budget, source: str = "jpeg", preset: str = "small", weights: str | None = None,
                  meta: bool = False, num_classes: int | None = None, mcs: str | Sequence[str] = "all",
@@ -79,12 +89,12 @@ class DigitalFCNCodec(SegmentationBaseline):
                                        num_bp_iter=num_bp_iter)
         self.label = f"{SOURCE_LABELS[source]}+LDPC+FCN"
 
-    def _build(self, cfg: dict[str, Any]) -> None:
+    def _build(self, cfg: FCNPreset) -> None:
         from torchvision.models.segmentation.fcn import FCN, FCNHead
 
         self.norm = ImageNetNorm()
-        backbone, features, _ = build_backbone(cfg["backbone"])
-        self.fcn = FCN(backbone, FCNHead(features, cfg["num_classes"]))
+        backbone, features, _ = build_backbone(cfg.backbone)
+        self.fcn = FCN(backbone, FCNHead(features, cfg.num_classes))
 
     # --- the digital chain's axes and budget ----------------------------------------------------
     def sweep_values(self) -> dict[str, list[Any]]:

@@ -35,7 +35,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -44,6 +44,30 @@ from semsim.errors import ConfigError
 from semsim.registry import register
 
 from .deepjscc import SNR_SCALE_DB, NeuralJSCC
+
+
+@dataclass(frozen=True)
+class ModulationPreset:
+    """SNR-adaptive channel modulation: ``layers`` gated linear layers of ``hidden_ratio`` x the width."""
+
+    layers: int
+    hidden_ratio: float
+
+
+@dataclass(frozen=True)
+class WITTPreset:
+    """A ``witt`` preset (``reconstruction_presets.yaml``): patch embedding, the four Swin stages of
+    the encoder (the decoder reverses them), Swin blocks, the modulation and the complex symbols
+    per latent position."""
+
+    patch_size: int
+    embed_dims: list[int]
+    depths: list[int]
+    num_heads: list[int]
+    window_size: int
+    mlp_ratio: float
+    modulation: ModulationPreset
+    channels: int
 
 #: patch mergings after the patch embedding (WITT: four stages, the first without merging)
 STAGES = 4
@@ -112,26 +136,26 @@ class PatchExpand(nn.Module):
         return nn.functional.pixel_shuffle(x, 2).permute(0, 2, 3, 1)
 
 
-def _modulation(dim: int, cfg: dict[str, Any]) -> ChannelModulation:
-    m = cfg["modulation"]
-    return ChannelModulation(dim, int(round(dim * m["hidden_ratio"])), int(m["layers"]))
+def _modulation(dim: int, cfg: WITTPreset) -> ChannelModulation:
+    m = cfg.modulation
+    return ChannelModulation(dim, int(round(dim * m.hidden_ratio)), int(m.layers))
 
 
 class WITTEncoder(nn.Module):
     """:input x: ``[B, 3, Hp, Wp]`` in [0, 1], multiples of 16; ``snr_db``: ``[B]``.
     :output: ``[B, 2*channels, Hp/16, Wp/16]`` float."""
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: WITTPreset):
         super().__init__()
-        dims, p = cfg["embed_dims"], cfg["patch_size"]
+        dims, p = cfg.embed_dims, cfg.patch_size
         self.patch_embed = nn.Conv2d(3, dims[0], p, stride=p)
         self.embed_norm = nn.LayerNorm(dims[0])
         self.stages = nn.Sequential(*(
-            _stage(dims[max(i - 1, 0)], dims[i], cfg["depths"][i], cfg["num_heads"][i], cfg["window_size"],
-                   cfg["mlp_ratio"], downsample=i > 0) for i in range(STAGES)))
+            _stage(dims[max(i - 1, 0)], dims[i], cfg.depths[i], cfg.num_heads[i], cfg.window_size,
+                   cfg.mlp_ratio, downsample=i > 0) for i in range(STAGES)))
         self.norm = nn.LayerNorm(dims[-1])
         self.modulation = _modulation(dims[-1], cfg)
-        self.head = nn.Linear(dims[-1], 2 * cfg["channels"])
+        self.head = nn.Linear(dims[-1], 2 * cfg.channels)
 
     def forward(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         x = self.embed_norm(self.patch_embed(x).permute(0, 2, 3, 1))
@@ -143,14 +167,14 @@ class WITTDecoder(nn.Module):
     """:input y: ``[B, 2*channels, h, w]`` zero-filled received planes; ``snr_db``: ``[B]``.
     :output: ``[B, 3, 16h, 16w]`` in [0, 1]."""
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: WITTPreset):
         super().__init__()
-        dims = list(reversed(cfg["embed_dims"]))
-        depths, heads = list(reversed(cfg["depths"])), list(reversed(cfg["num_heads"]))
-        self.head = nn.Linear(2 * cfg["channels"], dims[0])
+        dims = list(reversed(cfg.embed_dims))
+        depths, heads = list(reversed(cfg.depths)), list(reversed(cfg.num_heads))
+        self.head = nn.Linear(2 * cfg.channels, dims[0])
         self.modulation = _modulation(dims[0], cfg)
         self.stages = nn.ModuleList(
-            _stage(dims[i], dims[i], depths[i], heads[i], cfg["window_size"], cfg["mlp_ratio"], downsample=False)
+            _stage(dims[i], dims[i], depths[i], heads[i], cfg.window_size, cfg.mlp_ratio, downsample=False)
             for i in range(STAGES))
         # each stage ends by doubling the resolution; the last expansion undoes the patch embedding
         outs = dims[1:] + [3]
@@ -173,18 +197,18 @@ class WITT(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    method = "witt"
     label = "WITT"
     cost_s_per_mpixel = 6.0
+    preset_type = WITTPreset
 
-    def _build(self, cfg: dict[str, Any]) -> None:
-        if cfg["patch_size"] != 2:
+    def _build(self, cfg: WITTPreset) -> None:
+        if cfg.patch_size != 2:
             raise ConfigError(f"witt: patch_size must be 2 (WITT's; the decoder undoes it by one pixel shuffle), "
-                              f"got {cfg['patch_size']!r}")
+                              f"got {cfg.patch_size!r}")
         for key in ("embed_dims", "depths", "num_heads"):
-            if len(cfg[key]) != STAGES:
-                raise ConfigError(f"witt: {key} needs {STAGES} values (one per Swin stage), got {cfg[key]!r}")
-        self.stride = cfg["patch_size"] * 2 ** (STAGES - 1)
+            if len(getattr(cfg, key)) != STAGES:
+                raise ConfigError(f"witt: {key} needs {STAGES} values (one per Swin stage), got {getattr(cfg, key)!r}")
+        self.stride = cfg.patch_size * 2 ** (STAGES - 1)
         self.encoder = WITTEncoder(cfg)
         self.decoder = WITTDecoder(cfg)
         # as WITT's code: everything but the decoder's modulation (built after its init call)

@@ -1,8 +1,10 @@
-"""The ``semsim`` command line: ``validate``, ``run``, ``train``, ``plot``, ``list``, ``info``, ``transmit``,
-``grid``.
+"""The ``semsim`` command line: ``validate``, ``run``, ``train``, ``ship``, ``report``, ``plot``, ``list``,
+``info``, ``transmit``, ``grid``.
 
-Each subcommand is a function ``main(argv)`` that returns an exit status, so tests call them
-directly. User errors (:class:`~semsim.errors.SemsimError`) print one line to stderr and exit 2.
+:func:`main` takes ``argv`` and returns an exit status, so tests call it directly; each subcommand
+is a function ``cmd_<name>(args)``. User errors (:class:`~semsim.errors.SemsimError`) print one line
+to stderr and exit 2. ``--plugin MODULE`` (repeatable, on every subcommand but ``plot``) imports a
+module that registers a user's channels, codecs or datasets before the command runs.
 """
 from __future__ import annotations
 
@@ -18,12 +20,44 @@ from .errors import SemsimError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semsim", description="Link-level simulator with learned semantic codecs.")
     sub = p.add_subparsers(dest="command", required=True)
+    plugin = argparse.ArgumentParser(add_help=False)
+    plugin.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first: its @register classes become usable by name (repeatable)")
+    _add_scenario_commands(sub, plugin)
+    _add_release_commands(sub, plugin)
+    pl = sub.add_parser("plot", help="draw PNG/PDF curves from a results CSV")
+    pl.add_argument("csv")
+    pl.add_argument("--out", default=None, help="folder for the plots (default: plots/ beside the CSV)")
+    pl.add_argument("--x", choices=("snr", "ebno"), default="snr", help="BER plots: Es/N0 or Eb/N0 axis")
+    pl.add_argument("--anchors", default=None, metavar="CSV",
+                    help="published curves to overlay on Kodak PSNR plots (default: $SEMSIM_SHARED/anchors)")
+    sub.add_parser("list", parents=[plugin], help="list registered channels, codecs and datasets")
+    i = sub.add_parser("info", parents=[plugin], help="parameters per module of a learned method's preset (built "
+                                                      "on the meta device: no memory, no weights)")
+    i.add_argument("preset", nargs="?", default=None,
+                   help="a preset (small, paper) of --method; omitted: every learned method and preset")
+    i.add_argument("--method", default="semantic", help="registered codec name (default: semantic)")
+    _add_transmit(sub, plugin)
+    g = sub.add_parser("grid", parents=[plugin], help="draw one figure of every method's output for a few images "
+                                                      "of a scenario (first dataset and budget, one channel, one SNR)")
+    g.add_argument("scenario")
+    g.add_argument("--snr", type=float, default=None, metavar="DB",
+                   help="Es/N0 in dB (default: the scenario's first snr_db)")
+    g.add_argument("--images", nargs="+", default=None, metavar="ID", help="sample ids (default: the whole dataset)")
+    g.add_argument("--out", default=None, metavar="PNG", help="the picture (default: <scenario output>/grid.png)")
+    g.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
+    g.add_argument("--channel", default=None, metavar="NAME",
+                   help="one of the scenario's channels (default: the first; its picture is grid_<channel>.png)")
+    return p
 
-    v = sub.add_parser("validate", help="check a scenario, list its points and estimate the run time")
+
+def _add_scenario_commands(sub, plugin: argparse.ArgumentParser) -> None:
+    """``validate``, ``run`` and ``train``."""
+    v = sub.add_parser("validate", parents=[plugin], help="check a scenario, list its points and estimate the run time")
     v.add_argument("scenario")
     v.add_argument("--all", action="store_true", help="list every point (default: the first 20)")
 
-    r = sub.add_parser("run", help="run a scenario: results.csv, provenance.json and plots")
+    r = sub.add_parser("run", parents=[plugin], help="run a scenario: results.csv, provenance.json and plots")
     r.add_argument("scenario")
     r.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
     r.add_argument("--output", default=None, help="output folder (default: the scenario's `output`)")
@@ -36,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    t = sub.add_parser("train", help="train the learned codecs of a `kind: train` scenario (resumes by default)")
+    t = sub.add_parser("train", parents=[plugin],
+                       help="train the learned codecs of a `kind: train` scenario (resumes by default)")
     t.add_argument("scenario")
     t.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
     t.add_argument("--output", default=None, help="output folder (default: the scenario's `output`)")
@@ -46,37 +81,29 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, metavar="N", help="overrides the scenario's steps")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sh = sub.add_parser("ship", help="copy final trained weights into the package's pretrained/ folder and "
-                                     "record them (sha256, recipe, data, steps, device, ...) in its manifest")
+
+def _add_release_commands(sub, plugin: argparse.ArgumentParser) -> None:
+    """``ship`` and ``report``."""
+    sh = sub.add_parser("ship", parents=[plugin], help="copy final trained weights into the package's pretrained/ "
+                        "folder and record them (sha256, recipe, data, steps, device, ...) in its manifest")
     sh.add_argument("weights", nargs="+", help="<output>/<label>/<label>.safetensors files written by semsim train")
     sh.add_argument("--into", default=None, metavar="DIR", help="folder (default: semsim/pretrained)")
     sh.add_argument("--force", action="store_true",
                     help="ship even if a candidate scores below the shipped weights or the budgets differ")
     sh.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the validation runs")
 
-    rp = sub.add_parser("report", help="write docs/results.md (tables, plots, training curves, timings) from the "
-                                       "figure scenarios' results")
+    rp = sub.add_parser("report", parents=[plugin], help="write docs/results.md (tables, plots, training curves, "
+                        "timings) from the figure scenarios' results")
     rp.add_argument("--results", default="results", help="the results folder (default: results)")
     rp.add_argument("--out", default="docs/results.md", help="the page to write; figures go beside it")
     rp.add_argument("--anchors", default=None, metavar="CSV", help="published curves (default: $SEMSIM_SHARED/anchors)")
+    rp.add_argument("--layout", default="docs/report.yaml", metavar="YAML",
+                    help="which figures, grids and prose the page shows (default: docs/report.yaml)")
 
-    pl = sub.add_parser("plot", help="draw PNG/PDF curves from a results CSV")
-    pl.add_argument("csv")
-    pl.add_argument("--out", default=None, help="folder for the plots (default: plots/ beside the CSV)")
-    pl.add_argument("--x", choices=("snr", "ebno"), default="snr", help="BER plots: Es/N0 or Eb/N0 axis")
-    pl.add_argument("--anchors", default=None, metavar="CSV",
-                    help="published curves to overlay on Kodak PSNR plots (default: $SEMSIM_SHARED/anchors)")
 
-    sub.add_parser("list", help="list registered channels, codecs and datasets")
-
-    i = sub.add_parser("info", help="parameters per module of a learned method's preset (built on the "
-                                    "meta device: no memory, no weights)")
-    i.add_argument("preset", nargs="?", default=None,
-                   help="a preset (small, paper) of --method; omitted: every learned method and preset")
-    i.add_argument("--method", default="semantic", help="registered codec name (default: semantic)")
-
-    x = sub.add_parser("transmit", help="send one image through a method and a channel; write the reconstruction "
-                                        "or a class overlay, print channel uses, CBR and PSNR / mIoU")
+def _add_transmit(sub, plugin: argparse.ArgumentParser) -> None:
+    x = sub.add_parser("transmit", parents=[plugin], help="send one image through a method and a channel; write "
+                       "the reconstruction or a class overlay, print channel uses, CBR and PSNR / mIoU")
     x.add_argument("image", help="an image file (PNG, JPEG, …)")
     x.add_argument("--task", default=None, metavar="REQUEST",
                    help='a task name (reconstruction, segmentation) or a free-text request resolved by the '
@@ -99,18 +126,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="diffusion sampling steps of the semantic decoder (default 1, the MMSE estimate)")
     x.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     x.add_argument("--seed", type=int, default=0, help="seeds untrained weights and the channel noise")
-
-    g = sub.add_parser("grid", help="draw one figure of every method's output for a few images of a scenario "
-                                    "(first dataset and budget, one channel, one SNR)")
-    g.add_argument("scenario")
-    g.add_argument("--snr", type=float, default=None, metavar="DB",
-                   help="Es/N0 in dB (default: the scenario's first snr_db)")
-    g.add_argument("--images", nargs="+", default=None, metavar="ID", help="sample ids (default: the whole dataset)")
-    g.add_argument("--out", default=None, metavar="PNG", help="the picture (default: <scenario output>/grid.png)")
-    g.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the scenario's device")
-    g.add_argument("--channel", default=None, metavar="NAME",
-                   help="one of the scenario's channels (default: the first; its picture is grid_<channel>.png)")
-    return p
 
 
 def cmd_validate(args) -> int:
@@ -225,7 +240,7 @@ def cmd_report(args) -> int:
     from .report import report
 
     check_output_file(args.out)
-    print(f"wrote {report(args.results, args.out, args.anchors)}")
+    print(f"wrote {report(args.results, args.out, args.anchors, args.layout)}")
     return 0
 
 
@@ -283,6 +298,10 @@ def cmd_grid(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        from .registry import load_plugin
+
+        for module in getattr(args, "plugin", []):
+            load_plugin(module)
         return {"validate": cmd_validate, "run": cmd_run, "plot": cmd_plot, "list": cmd_list, "train": cmd_train,
                 "info": cmd_info, "ship": cmd_ship, "report": cmd_report, "transmit": cmd_transmit, "grid": cmd_grid}[args.command](args)
     except SemsimError as e:

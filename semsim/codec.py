@@ -19,7 +19,6 @@ uses more (:class:`~semsim.errors.BudgetError`). Nothing pads the symbol vector 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -30,6 +29,8 @@ from typing import Any, ClassVar
 import torch
 
 from .errors import BudgetError, ConfigError, choices
+from .presets import load_preset, preset_file, weights_file
+from .typed import from_mapping
 
 
 class Task(str, Enum):
@@ -297,37 +298,23 @@ class SymbolPolicy:
         return f"{round(min(lo, 1.0) * budget.value)} to {round(max(hi, 1.0) * budget.value)} channel uses"
 
 
-@functools.lru_cache(maxsize=None)
-def _preset_file(path: str) -> dict[str, dict[str, dict[str, Any]]]:
-    import yaml
-
-    return yaml.safe_load(Path(path).read_text())
-
-
-def load_preset(path: str | Path, method: str, name: str) -> dict[str, Any]:
-    """A copy of preset ``name`` of ``method`` from the YAML file ``path`` (``{method: {preset: {...}}}``);
-    :class:`ConfigError` listing the presets otherwise."""
-    import yaml
-
-    presets = _preset_file(str(path))[method]
-    if name not in presets:
-        raise ConfigError(f"unknown preset {name!r} for method {method!r}; valid choices: {choices(presets)}")
-    return yaml.safe_load(yaml.safe_dump(presets[name]))
-
-
 class LearnedCodec(Codec):
     """Base of codecs with weights: a preset (architecture as data) built by :meth:`_build`, on
     PyTorch's meta device if asked, then weights written by ``semsim train``.
 
-    A subclass sets ``method`` (its registry name and key in ``presets_file``), ``presets_file``
-    and implements :meth:`_build`; a preset with a ``num_classes`` key makes a segmentation-capable
-    codec whose class count the dataset (or the weights) can override.
+    A subclass sets ``presets_file`` and ``preset_type`` (a dataclass: each preset is read into
+    it at load time, so a misspelt key fails there, named) and implements :meth:`_build`, which
+    gets that typed preset; ``method`` (its key in ``presets_file``) is the name ``@register``
+    gives it. A preset with a ``num_classes`` key makes a segmentation-capable codec whose class
+    count the dataset (or the weights) can override. ``cfg`` keeps the preset as plain data (what
+    :meth:`config` saves beside the weights); ``arch`` is the same as the typed preset.
 
     :param budget: channel-use cap per image.
     :param preset: a preset name (``small``, ``paper``).
-    :param weights: a ``.safetensors`` file written by ``semsim train``, or the name of shipped
-        weights (``semsim/pretrained/manifest.json``, sha256-checked); checked against the preset,
-        and its class count is taken when ``num_classes`` is not given.
+    :param weights: ``"pretrained"`` (the shipped weights of this method and preset), a
+        ``.safetensors`` file written by ``semsim train``, or the name of shipped weights
+        (``semsim/pretrained/manifest.json``, sha256-checked); checked against the preset, and its
+        class count is taken when ``num_classes`` is not given.
     :param meta: build on PyTorch's meta device (parameter counting only; nothing is allocated).
     :param num_classes: segmentation classes (default: the weights', else the preset's).
     """
@@ -335,6 +322,8 @@ class LearnedCodec(Codec):
     trainable = True
     method: ClassVar[str] = ""
     presets_file: ClassVar[Path | None] = None
+    #: the dataclass a preset is read into (None: ``_build`` gets the plain dict)
+    preset_type: ClassVar[type | None] = None
     #: the training symbol-count policy (``semsim train`` sets the scenario's ``symbols``)
     symbol_policy: SymbolPolicy = SymbolPolicy()
 
@@ -342,11 +331,7 @@ class LearnedCodec(Codec):
                  num_classes: int | None = None):
         super().__init__(budget)
         cfg = load_preset(self.presets_file, self.method, preset)
-        weights_path = None
-        if weights:
-            from .weights import resolve_weights
-
-            weights_path = resolve_weights(weights)
+        weights_path = weights_file(self.method, preset, weights) if weights else None
         if num_classes is None and weights_path and "num_classes" in cfg:
             from .weights import read_meta
 
@@ -358,16 +343,19 @@ class LearnedCodec(Codec):
                 raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
             cfg["num_classes"] = num_classes
         self.preset_name, self.cfg = preset, cfg
+        self.arch = cfg if self.preset_type is None else from_mapping(
+            self.preset_type, cfg, f"{self.method} preset {preset!r} ({Path(self.presets_file).name})")
         self._weights_name, self.weights_sha256 = "", ""
         with torch.device("meta") if meta else contextlib.nullcontext():
-            self._build(cfg)
+            self._build(self.arch)
         if weights_path:
             from .weights import load_weights
 
             load_weights(self, weights_path)
             self._weights_name = weights_path.name
 
-    def _build(self, cfg: dict[str, Any]) -> None:
+    def _build(self, cfg: Any) -> None:
+        """Build the modules from the preset (a :attr:`preset_type` instance, or the dict)."""
         raise NotImplementedError
 
     def training_symbols(self, height: int, width: int, latent: int) -> int:
@@ -377,7 +365,7 @@ class LearnedCodec(Codec):
 
     @classmethod
     def preset_names(cls) -> list[str]:
-        return list(_preset_file(str(cls.presets_file))[cls.method])
+        return list(preset_file(cls.presets_file)[cls.method])
 
     @property
     def num_classes(self) -> int | None:

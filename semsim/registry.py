@@ -5,6 +5,13 @@ Classes register themselves by name with :func:`register`; scenario files name t
 object. Unknown names and unknown keyword arguments raise :class:`~semsim.errors.ConfigError`
 listing the valid choices.
 
+The registry sits at the bottom of the import graph: it imports nothing of semsim's but the
+errors. Importing ``semsim`` registers the built-ins (:mod:`semsim.builtins`); a user's own
+channels, codecs and datasets come from plugin modules: every entry point of the
+``semsim.plugins`` group (:data:`ENTRY_POINT_GROUP`, loaded before the first lookup) and modules
+named by the CLI's ``--plugin MODULE`` (:func:`load_plugin`). A learned codec class (one with a
+``method`` attribute) gets its registered name there, so the name is written once.
+
 Example::
 
     >>> from semsim.registry import build
@@ -12,6 +19,8 @@ Example::
 """
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -21,13 +30,18 @@ from .errors import ConfigError, SemsimError, choices
 
 KINDS = ("channel", "codec", "dataset")
 _REGISTRY: dict[str, dict[str, tuple[Callable[..., Any], dict[str, Any]]]] = {k: {} for k in KINDS}
+#: the entry-point group whose modules are loaded as plugins (``[project.entry-points."semsim.plugins"]``)
+ENTRY_POINT_GROUP = "semsim.plugins"
+_entry_points_loaded = False
 
 
 def register(kind: str, name: str, **preset: Any) -> Callable:
     """Class decorator: register ``cls`` as ``name`` of ``kind``.
 
     ``preset`` keyword arguments are bound in, so one class can be registered under several names
-    (``register("codec", "jpeg+ldpc", source="jpeg")``). Decorators stack.
+    (``register("codec", "jpeg+ldpc", source="jpeg")``). Decorators stack. A class with a ``method``
+    attribute (a learned codec: its key in its presets file and in shipped weights' names) gets
+    ``name`` there, unless the class sets its own ``method``.
     """
     if kind not in _REGISTRY:
         raise ConfigError(f"unknown registry kind {kind!r}; valid choices: {choices(KINDS)}")
@@ -36,27 +50,49 @@ def register(kind: str, name: str, **preset: Any) -> Callable:
         if name in _REGISTRY[kind]:
             raise ConfigError(f"{kind} {name!r} is registered twice")
         _REGISTRY[kind][name] = (cls, dict(preset))
+        if hasattr(cls, "method") and not cls.__dict__.get("method"):
+            cls.method = name
         return cls
 
     return deco
 
 
-def _load_plugins() -> None:
-    # Importing these modules runs their @register decorators.
-    from . import channels, data  # noqa: F401
-    from . import baselines  # noqa: F401
-    from .semantic import system  # noqa: F401
+def load_plugin(module: str) -> None:
+    """Import a plugin module by its dotted name; its ``@register`` decorators add its channels,
+    codecs and datasets. A module already imported is not imported again.
+
+    :raises ConfigError: the module cannot be imported (the message names it and the cause).
+    """
+    try:
+        importlib.import_module(module)
+    except Exception as e:  # a plugin's own error, whatever it is, becomes one line naming the module
+        raise ConfigError(f"cannot load plugin module {module!r}: {type(e).__name__}: {e}") from e
+
+
+def load_entry_points() -> None:
+    """Load every module of the :data:`ENTRY_POINT_GROUP` entry points of the installed packages,
+    once per process (called before the first lookup)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as e:
+            raise ConfigError(f"cannot load plugin {ep.name!r} (module {ep.value!r}, entry point group "
+                              f"{ENTRY_POINT_GROUP!r}): {type(e).__name__}: {e}") from e
 
 
 def names(kind: str) -> list[str]:
     """Registered names of ``kind``, sorted."""
-    _load_plugins()
+    load_entry_points()
     return sorted(_REGISTRY[kind])
 
 
 def lookup(kind: str, name: str) -> tuple[Callable[..., Any], dict[str, Any]]:
     """The class and preset keyword arguments registered as ``name``."""
-    _load_plugins()
+    load_entry_points()
     if not isinstance(name, str) or name not in _REGISTRY[kind]:
         raise ConfigError(f"unknown {kind} {name!r}; valid choices: {choices(sorted(_REGISTRY[kind]))}")
     return _REGISTRY[kind][name]

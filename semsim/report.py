@@ -1,11 +1,12 @@
-"""``semsim report``: write ``docs/results.md`` from the results of the figure scenarios.
+"""``semsim report``: write a results page (``docs/results.md``) from the results of figure scenarios.
 
 Reads what the figure scenarios and the training recipe wrote under ``results/`` (a missing one
-becomes a "not run yet" line with its command), draws their plots into ``docs/figures/``, and
-writes one Markdown page: the shipped weights and how they were trained, the training curves,
-Figs 4–7 with tables and plots, the PSNR-vs-CBR and train-SNR ≠ test-SNR plots, the timings, and
-an account of where the paper's system (GenSC) is ahead of or behind each baseline, with the
-numbers computed from the results::
+becomes a "not run yet" line with its command), draws their plots into ``figures/`` beside the
+page, and writes one Markdown page: the shipped weights and how they were trained, the training
+curves, each figure's tables and plots, visual grids, the timings, and an account of where the
+highlighted method is ahead of or behind each other method, with the numbers computed from the
+results. Which figures, in which order, with which prose, is data: a layout file
+(:class:`~semsim.report_layout.Layout`; this repository's is ``docs/report.yaml``)::
 
     semsim run scenarios/fig5.yaml        # ... and the other figure scenarios
     semsim report                         # docs/results.md + docs/figures/*.png
@@ -17,7 +18,6 @@ import math
 from collections import Counter
 import shutil
 import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,49 +26,7 @@ from typing import Any
 from .codec import parse_ratio
 from .files import atomic_file
 from .results import ENVELOPE_MCS, aggregate, method_label, num, read_csv, with_envelope
-
-#: GenSC's label in results tables and plots
-GENSC = "GenSC"
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One figure scenario: its key, scenario file, results folder, metric and what it shows."""
-
-    key: str
-    scenario: str
-    folder: str
-    metric: str
-    title: str
-    about: str
-
-
-FIGURES = (
-    Figure("fig4", "scenarios/fig4.yaml", "fig4", "psnr", "Fig. 4: Kodak 224×224 crops, PSNR vs SNR",
-           "The 24 Kodak photos centre-cropped to 224×224, CBR 1/16 (9,408 channel uses per crop)."),
-    Figure("fig5", "scenarios/fig5.yaml", "fig5", "psnr", "Fig. 5: Kodak at full size, PSNR vs SNR",
-           "The 24 Kodak photos at 768×512 and 512×768, CBR 1/16 (73,728 channel uses per photo)."),
-    Figure("fig7", "scenarios/fig7.yaml", "fig7", "miou", "Fig. 7: CamVid test, mIoU vs SNR",
-           "The CamVid test split (480×360, 11 classes; the 173 of SegNet's 233 test pairs that "
-           "../shared holds), 10,000 channel uses per image for every method. mIoU over the whole "
-           "split (one confusion matrix per point)."),
-    Figure("fig7_fading", "scenarios/fig7_fading.yaml", "fig7_fading", "miou",
-           "Fig. 7 over fading channels: CamVid test, mIoU vs SNR",
-           "The first 40 CamVid test images over Rayleigh block fading and TDL-A (weights trained on AWGN), "
-           "10,000 channel uses per image. mIoU over those images (one confusion matrix per point)."),
-    Figure("cbr", "scenarios/cbr_sweep.yaml", "cbr_sweep", "psnr", "PSNR vs CBR at SNR 10 dB",
-           "The first 8 Kodak photos, AWGN, SNR 10 dB, CBR 1/48 … 1/8; the learned models were trained "
-           "at CBR 1/16."),
-    Figure("snr", "scenarios/snr_mismatch.yaml", "snr_mismatch", "psnr", "Train SNR ≠ test SNR",
-           "Deep JSCC and GenSC trained at a fixed 10 dB against the same recipe over 0–20 dB (CPU, "
-           "800 steps of batch 8), scored on the first 6 Kodak photos over 0–20 dB, AWGN, CBR 1/16."),
-)
-GRIDS = (("fig6", "scenarios/fig6.yaml", "fig6", "Fig. 6: two Kodak photos at SNR 18 dB (CBR 1/16)"),
-         ("fig7_grid", "scenarios/fig7_grid.yaml", "fig7", "Fig. 7 (visual): CamVid test at SNR 10 dB, "
-                                                            "10,000 channel uses"),
-         ("voc_grid", "scenarios/voc_grid.yaml", "voc", "PASCAL VOC pairs at SNR 10 dB, 10,000 channel uses "
-                                                        "(CamVid-trained segmentation: other classes, not scored)"))
-
+from .report_layout import DEFAULT_LAYOUT, SECTIONS, Figure, Grid, load_layout
 
 def _fmt(value: float, digits: int = 2) -> str:
     return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
@@ -110,16 +68,20 @@ def _short(label: str) -> str:
 
 
 def _wide_table(series, channel: str, snrs: list[float], digits: int = 2,
-                extra: dict[str, dict[float, float]] | None = None) -> list[str]:
-    """One row per method (digital: one per MCS and the best-MCS envelope), one column per SNR."""
+                extra: dict[str, dict[float, float]] | None = None, highlight: str = "") -> list[str]:
+    """One row per method (digital: one per MCS and the best-MCS envelope), one column per SNR;
+    ``highlight``'s rows first, in bold."""
+    def top(label: str) -> bool:
+        return bool(highlight) and label.startswith(highlight)
+
     head = "| method | " + " | ".join(f"{s:g} dB" for s in snrs) + " |"
     lines = [head, "|---|" + "---|" * len(snrs)]
-    keys = sorted((k for k in series if k[0] == channel), key=lambda k: (k[1] != GENSC and not k[1].startswith(GENSC),
-                                                                       k[1], k[2] == ENVELOPE_MCS, k[2]))
+    keys = sorted((k for k in series if k[0] == channel),
+                  key=lambda k: (not top(k[1]), k[1], k[2] == ENVELOPE_MCS, k[2]))
     for _, label, mcs in keys:
         vals = series[(channel, label, mcs)]
         name = label + (f" {mcs}" if mcs else "")
-        if label.startswith(GENSC):
+        if top(label):
             name = f"**{name}**"
         lines.append(f"| {name} | " + " | ".join(_fmt(vals.get(s, math.nan), digits) for s in snrs) + " |")
     for name, vals in (extra or {}).items():
@@ -149,7 +111,8 @@ class Report:
     """
 
     def __init__(self, results: str | Path = "results", out: str | Path = "docs/results.md",
-                 anchors: str | Path | None = None):
+                 anchors: str | Path | None = None, layout: str | Path = DEFAULT_LAYOUT):
+        self.layout = load_layout(layout)
         self.results, self.out = Path(results), Path(out)
         self.figures = self.out.parent / "figures"
         self.anchors = anchors
@@ -204,13 +167,10 @@ class Report:
         self.lines += ["## Shipped weights and their training", ""]
         shipped = manifest()
         if not shipped:
-            self.lines += ["No weights ship yet (`semsim train scenarios/train_small_gpu.yaml`, then "
-                           "`semsim ship results/train/small-gpu`).", ""]
+            self.lines += ["No weights ship yet (`semsim train RECIPE`, then `semsim ship OUTPUT`).", ""]
             return
         recipes = sorted({e.get("recipe", "") for e in shipped.values()})
-        self.lines += [f"Every learned method's `small` preset, trained in turn by `semsim train` on identical data, "
-                       f"steps, SNR range, seed and budget ({', '.join(f'`{r}`' for r in recipes)}), then "
-                       f"`semsim ship`. Files, checksums and provenance: `semsim/pretrained/manifest.json`.", "",
+        self.lines += [self.layout.weights.format(recipes=", ".join(f"`{r}`" for r in recipes)), "",
                        "| weights | method | parameters | bf16 MiB | steps × batch | crop | crops seen (rounds) | SNR (dB) "
                        "| channel | device | precision | wall time | validation at its SNRs |",
                        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -227,9 +187,11 @@ class Report:
                 f"{e.get('train_channel')} | {e.get('device_name', e.get('device'))} | {e.get('precision')} | "
                 f"{float(e.get('wall_seconds', 0)):.0f} s | {val} |")
         self.facts["train_total_s"] = total
-        self.lines += ["", f"Training all six took {total:.0f} s ({total / 60:.1f} min) of training-loop time "
+        self.lines += ["", f"Training all {len(shipped)} shipped weights took {total:.0f} s ({total / 60:.1f} min) "
+                           f"of training-loop time "
                            f"(validation included).", ""]
-        self._img(self.results / "train" / "small-gpu" / "curves.png", "train_curves.png", "training curves")
+        if self.layout.curves:
+            self._img(self.results / self.layout.curves, "train_curves.png", "training curves")
 
     def ablation(self) -> None:
         """The training-recipe ablation at equal images seen (``benchmarks/ablation.py --json
@@ -240,14 +202,8 @@ class Report:
         rows = json.loads(path.read_text())
         r0 = rows[0]
         self.lines += ["## Training recipe: ablation at equal images seen", "",
-                       f"`python benchmarks/ablation.py --json {path}`: each arm trains the `small` preset from "
-                       f"scratch with seed 0 on the same random crops of BSDS500 train+val "
-                       f"({int(round((r0['pixels'] / r0['images']) ** 0.5))} px, batch 8; GenSC also as many "
-                       "CamVid train crops), AWGN, CBR 1/16, SNR 0–20 dB. In a ladder each arm adds one fix to the "
-                       "arm above it; `lr` rows are the full new recipe at another peak lr (`--lr-sweep`); "
-                       "`new recipe` rows (`--ends`) are every fix at the method's chosen lr. Scores after the "
-                       "last step on the first BSDS500 test photos at full size (mean PSNR) and CamVid val pairs "
-                       "(mIoU); arms of one length share seed, crops, SNR draws and validation noise.", "",
+                       self.layout.ablation.format(path=path, crop=int(round((r0['pixels'] / r0['images']) ** 0.5))),
+                       "",
                        "| method | arm | what | crops | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |",
                        "|---|---|---|---|---|---|---|---|"]
         for r in rows:
@@ -288,8 +244,7 @@ class Report:
             return
         rows = read_csv(csv)
         series = _series(rows, fig.metric)
-        channels = sorted({k[0] for k in series}, key=lambda c: ("awgn", "rayleigh", "tdl-a").index(c)
-                          if c in ("awgn", "rayleigh", "tdl-a") else 9)
+        channels = sorted({k[0] for k in series}, key=_channel_order)
         prov = self._provenance(fig.folder)
         if fig.key == "cbr":
             self._cbr_table(rows)
@@ -297,14 +252,15 @@ class Report:
             snrs = sorted({float(num(r["snr_db"])) for r in rows})
             for ch in channels:
                 extra = None
-                if fig.key == "fig5" and ch == "awgn":
+                if fig.anchors and ch == "awgn":
                     extra = {k if "published" in k else f"{k} (published)": v
                              for k, v in _anchors(self.anchors).items()}
                 per_point = max(Counter(r["point"] for r in rows if r["channel"] == ch).values())
                 what = (f"mIoU over {per_point} images" if fig.metric == "miou"
                         else f"PSNR in dB, mean over {per_point} images")
                 self.lines += [f"**{ch}** ({what})", ""]
-                self.lines += _wide_table(series, ch, snrs, 3 if fig.metric == "miou" else 2, extra) + [""]
+                self.lines += _wide_table(series, ch, snrs, 3 if fig.metric == "miou" else 2, extra,
+                                          self.layout.highlight) + [""]
         expected = len(_points(fig.scenario))
         done = len({r["point"] for r in rows})
         if done < expected:
@@ -336,15 +292,14 @@ class Report:
     def timings(self) -> None:
         self.lines += ["## Timings", ""]
         runs = []
-        for folder in sorted(self.results.glob("fig5*")):
+        for folder in sorted(self.results.glob(self.layout.timed)) if self.layout.timed else ():
             prov = self._provenance(folder.name)
             last = prov.get("last_run") or {}
             if last.get("points_run"):
                 runs.append(f"| `{folder.name}` | {prov.get('device', '?')} | {last['points_run']} | "
                             f"{last['wall_seconds']:.1f} s |")
         if runs:
-            self.lines += ["The fig5 sweep (`semsim run scenarios/fig5.yaml`; 3 channels × 5 SNRs × 24 photos × "
-                           "6 method/MCS lines), wall time of one uninterrupted run:", "",
+            self.lines += [self.layout.timings, "",
                            "| results | device | points | wall time |", "|---|---|---|---|", *runs, ""]
         for name in ("throughput_gpu.json", "throughput_cpu.json"):
             path = self.results / name
@@ -361,87 +316,65 @@ class Report:
                                           for s in settings) + " |" for r in rows] + [""]
 
     def account(self) -> None:
-        """Where GenSC is ahead or behind, with numbers computed from the results."""
-        self.lines += ["## Where GenSC is ahead, where it is behind, and why", ""]
+        """Where the highlighted method is ahead or behind, with numbers computed from the results."""
+        top = self.layout.highlight
+        self.lines += [f"## Where {top} is ahead, where it is behind, and why", ""]
         said = False
-        for key, what in (("fig5", "Kodak full size"), ("fig4", "Kodak 224×224 crops")):
-            series = self.facts.get(key)
-            if not series:
-                continue
-            for ch in ("awgn", "rayleigh", "tdl-a"):
-                gensc = [v for k, v in series.items() if k[0] == ch and k[1].startswith(GENSC)]
-                if not gensc:
-                    continue
-                g = gensc[0]
-                others = {(_short(k[1]) + (f" {k[2]}" if k[2] else "")): v for k, v in series.items()
-                          if k[0] == ch and not k[1].startswith(GENSC) and k[2] in ("", ENVELOPE_MCS)
-                          and "capacity" not in k[1]}
-                parts = []
-                for name, v in sorted(others.items()):
-                    diffs = {s: g[s] - v[s] for s in sorted(g) if s in v and math.isfinite(v[s])}
-                    if diffs:
-                        parts.append(_versus(name, diffs, "dB", 1))
-                self.lines.append(f"- **{what}, {ch}:** GenSC is " + "; ".join(parts) + ".")
-                said = True
-        series = {**self.facts.get("fig7", {}), **self.facts.get("fig7_fading", {})}
-        if series:
-            for ch in ("awgn", "rayleigh", "tdl-a"):
-                g = next((v for k, v in series.items() if k[0] == ch and k[1].startswith(GENSC)), None)
+        for group in self.layout.account:
+            series: dict[tuple[str, str, str], dict[float, float]] = {}
+            for key in group["figures"]:
+                series.update(self.facts.get(key, {}))
+            miou = any(getattr(self.layout.figure(k), "metric", "") == "miou" for k in group["figures"])
+            for ch in sorted({k[0] for k in series}, key=_channel_order):
+                g = next((v for k, v in series.items() if k[0] == ch and k[1].startswith(top)), None)
                 if g is None:
                     continue
                 parts = []
                 for k, v in sorted(series.items()):
-                    if k[0] != ch or k[1].startswith(GENSC) or k[2] not in ("", ENVELOPE_MCS):
+                    if k[0] != ch or k[1].startswith(top) or k[2] not in ("", ENVELOPE_MCS) or "capacity" in k[1]:
                         continue
                     diffs = {s: g[s] - v[s] for s in sorted(g) if s in v and math.isfinite(v[s])}
                     if diffs:
-                        parts.append(_versus(f"{_short(k[1])}{' ' + k[2] if k[2] else ''}", diffs, "", 3))
-                self.lines.append(f"- **CamVid mIoU, {ch}:** GenSC is " + "; ".join(parts) + ".")
+                        parts.append(_versus(f"{_short(k[1])}{' ' + k[2] if k[2] else ''}", diffs,
+                                             "" if miou else "dB", 3 if miou else 1))
+                self.lines.append(f"- **{group['what']}, {ch}:** {top} is " + "; ".join(parts) + ".")
                 said = True
         if said:
             self.lines.append("")
-        self.lines += [line for line in WHY.strip().splitlines()] + [""]
+        self.lines += self.layout.why.strip().splitlines() + [""]
 
     # --- the page -------------------------------------------------------------------------------
     def write(self) -> Path:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        self.lines = ["# Results", "",
-                      f"*Generated by `semsim report` on {now} from `{self.results}/`; do not edit by hand.* "
-                      "Regenerate with the figure scenarios (`semsim run scenarios/fig4.yaml`, `fig5`, `fig7`, "
-                      "`cbr_sweep`, `snr_mismatch`; `semsim grid scenarios/fig6.yaml`, `fig7_grid`, `voc_grid`) "
-                      "and then `semsim report`.", "",
-                      "Conventions: SNR = Es/N0 per complex channel symbol; CBR = complex channel uses / (3·H·W); "
-                      "power normalised per image; PSNR in dB on 8-bit RGB; every method gets the same channel-use "
-                      "budget. Labels say which channel the learned weights were trained on.", ""]
-        self.weights()
-        self.ablation()
-        for fig in FIGURES[:2]:
-            self.figure(fig)
-        self.grids_subset(("fig6",))
-        self.figure(FIGURES[2])
-        self.figure(FIGURES[3])
-        self.grids_subset(("fig7_grid", "voc_grid"))
-        for fig in FIGURES[4:]:
-            self.figure(fig)
-        self.timings()
-        self.account()
+        self.lines = ["# Results", "", *self.layout.intro.format(now=now, results=self.results).strip().splitlines(), ""]
+        for key in self.layout.sections:
+            if key in SECTIONS:
+                getattr(self, key)()
+            elif (fig := self.layout.figure(key)) is not None:
+                self.figure(fig)
+            else:
+                self.grid(self.layout.grid(key))
         with atomic_file(self.out) as tmp:
             tmp.write_text("\n".join(self.lines).rstrip() + "\n")
         return self.out
 
-    def grids_subset(self, keys: tuple[str, ...]) -> None:
-        for key, scenario, folder, title in GRIDS:
-            if key in keys:
-                self.lines += [f"## {title}", ""]
-                src = self.results / folder / "grid.png"
-                if src.is_file():
-                    self._img(src, f"{key}.png", title)
-                    for other in sorted((self.results / folder).glob("grid_*.png")):  # other channels
-                        channel = other.stem.removeprefix("grid_")
-                        self.lines += [f"Over {channel} (`semsim grid {scenario} --channel {channel}`):", ""]
-                        self._img(other, f"{key}_{channel}.png", f"{title}, {channel}")
-                else:
-                    self._missing(scenario, "grid")
+    def grid(self, g: Grid) -> None:
+        self.lines += [f"## {g.title}", ""]
+        src = self.results / g.folder / "grid.png"
+        if not src.is_file():
+            self._missing(g.scenario, "grid")
+            return
+        self._img(src, f"{g.key}.png", g.title)
+        for other in sorted((self.results / g.folder).glob("grid_*.png")):  # other channels
+            channel = other.stem.removeprefix("grid_")
+            self.lines += [f"Over {channel} (`semsim grid {g.scenario} --channel {channel}`):", ""]
+            self._img(other, f"{g.key}_{channel}.png", f"{g.title}, {channel}")
+
+
+def _channel_order(channel: str) -> tuple[int, str]:
+    """Page order of channels: AWGN, Rayleigh, TDL-A first, then the rest by name."""
+    first = ("awgn", "rayleigh", "tdl-a")
+    return (first.index(channel) if channel in first else len(first), channel)
 
 
 @lru_cache(maxsize=None)
@@ -464,54 +397,8 @@ def _points(scenario: str) -> list:
         return []
 
 
-#: The part of the account that explains the numbers (the numbers themselves are computed above).
-WHY = """
-Why, as far as these runs can tell:
-
-- **Training is short.** Every learned model here is a `small` preset (2.9–3.7 M parameters) trained
-  for 1,450 steps of batch 64 at 128 px (under two minutes each on one H200), against days on
-  DIV2K/CLIC for the published curves. The learned codecs' PSNR is still nearly flat in SNR: they
-  have learned a good average code but not yet to spend a clean channel on detail. The published
-  curves (dashed) lie 6–12 dB above everything trained here; that gap is training budget, not the
-  comparison, which is at equal parameters, data, steps and channel uses.
-- **GenSC pays for doing two tasks with one encoder.** Its encoder, receiver KB and both decoders
-  share one parameter budget and one set of optimiser steps between reconstruction and
-  segmentation, while each baseline spends all of it on one task. At equal size and steps the
-  dedicated reconstruction baselines (Deep JSCC above all, the simplest and fastest to train) reach
-  a higher PSNR on AWGN.
-- **GenSC's reconstruction is a one-step diffusion decode.** With `sampling_steps: 1` it returns the
-  MMSE estimate, which blurs; the Fig. 6 grid also shows a faint 8×8 block pattern from the ×8
-  pixel-shuffle head, typical this early in training. More DDIM steps raise MS-SSIM at about equal
-  PSNR (`scenarios/gensc_sampling_steps.yaml`).
-- **WITT shifts colours** at this training length (sepia reds in the Fig. 6 grid): its Swin
-  decoder has learned luminance before chroma. Its PSNR is close to ADJSCC's.
-- **Segmentation under a tight budget favours GenSC's features.** GenSC sends at most 2 symbols
-  per 8×8 block (about 5,400 of the 10,000 channel uses on CamVid) of Swin features that are
-  already semantic, and its mIoU barely moves with SNR. Deeplab-JSCC sends its whole budget of
-  features learned in the same steps. JPEG+LDPC+FCN segments an exact JPEG above the link's
-  threshold, so there it is the one to beat; below the threshold, or when no JPEG quality fits
-  20 kbit at all (a busy street scene often does not), the FCN labels a grey image.
-- **Digital separation wins where it works.** Above its threshold SNR on AWGN, JPEG+LDPC+16QAM
-  delivers an exact JPEG and beats the short-trained JSCC codecs by several dB; below it, it
-  delivers nothing (the cliff). On Rayleigh block fading the cliff moves with each block's fade.
-  Over TDL-A an image spans many OFDM slots and one failed codeword spoils the JPEG; with the
-  old per-slot model (every slot an independent draw) nearly every image failed at these SNRs,
-  while every JSCC codec degraded gracefully. The default is now one channel per image that
-  evolves over its slots (`fading: continuous`), so failures cluster in fades and more images
-  arrive whole; `fading: per_slot` keeps the old model.
-- **Train SNR ≠ test SNR** (CPU recipe, 800 steps of batch 8; Deep JSCC has no SNR input): the
-  model trained at a fixed 10 dB is better than the one trained over 0–20 dB at every test SNR at
-  this training length, most below its training SNR, and it does not gain from SNRs above it: a
-  decoder that never sees the SNR is tuned to one noise level. GenSC, fed the SNR, rises slowly
-  and steadily with it.
-- **Fading channels were never seen in training.** All weights are trained on AWGN (the labels
-  say so); the learned codecs still get the CSI planes at the receiver and lose 1–3 dB on Rayleigh
-  and TDL-A against AWGN. ADJSCC, whose attention modules are fed the SNR only, suffers most on
-  TDL-A.
-"""
-
-
 def report(results: str | Path = "results", out: str | Path = "docs/results.md",
-           anchors: str | Path | None = None) -> Path:
-    """Write ``out`` (and its figures beside it in ``figures/``); returns its path."""
-    return Report(results, out, anchors).write()
+           anchors: str | Path | None = None, layout: str | Path = DEFAULT_LAYOUT) -> Path:
+    """Write ``out`` (and its figures beside it in ``figures/``) as the YAML file ``layout`` says
+    (:class:`~semsim.report_layout.Layout`; default ``docs/report.yaml`` in the working directory); returns its path."""
+    return Report(results, out, anchors, layout).write()

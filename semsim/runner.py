@@ -162,7 +162,7 @@ class Runner:
     def _specs_inputs(self) -> dict[tuple[str, int], tuple[str, str]]:
         """``(kind, index) -> (what, digest)`` for every channel, dataset and method of the scenario
         (computed once: it reads the datasets' files and the weights, through the hash cache)."""
-        from .codec import load_preset
+        from .presets import load_preset
         from .data import content_hash
 
         if self._spec_inputs is not None:
@@ -183,9 +183,10 @@ class Runner:
                 opts["preset_config"] = load_preset(cls.presets_file, cls.method, opts["preset"])
             out["method", m] = (f"options of method {label}", _digest(opts))
             if opts.get("weights"):
-                from .weights import resolve_weights
+                from .presets import weights_file
 
-                self.weights_sha256[label] = file_sha256([resolve_weights(opts["weights"])])[0]
+                path = weights_file(cls.method, opts.get("preset", ""), opts["weights"])
+                self.weights_sha256[label] = file_sha256([path])[0]
                 out["weights", m] = (f"weights of method {label}", self.weights_sha256[label])
         self._spec_inputs = out
         return out

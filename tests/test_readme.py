@@ -1,6 +1,7 @@
 """The README's commands are the ones CI runs, and the docstring examples run."""
 import doctest
 import re
+from pathlib import Path
 
 from conftest import REPO
 
@@ -28,17 +29,25 @@ def test_docstring_examples_run():
     assert result.attempted > 0 and result.failed == 0
 
 
+def _readme_blocks(lang):
+    return re.findall(rf"```{lang}\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+
+
 def _readme_example():
-    """Run the README's worked example (a channel and a codec) once per session; its namespace."""
-    import semsim.registry as registry
+    """The README's worked example, ``my_plugin.py`` (a channel and a codec), written to a folder on
+    ``sys.path`` and loaded as a plugin once per session; its namespace."""
+    import sys
+    import tempfile
+
+    from semsim.registry import load_plugin
 
     if not hasattr(_readme_example, "ns"):
-        blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
-        code = next(b for b in blocks if '@register("channel", "phase-offset")' in b)
-        registry.names("codec")  # load the built-in plugins first
-        ns: dict = {}
-        exec(compile(code, "README.md", "exec"), ns)
-        _readme_example.ns = ns
+        code = next(b for b in _readme_blocks("python") if '@register("channel", "phase-offset")' in b)
+        folder = Path(tempfile.mkdtemp(prefix="semsim-readme-"))
+        (folder / "my_plugin.py").write_text(code)
+        sys.path.insert(0, str(folder))
+        load_plugin("my_plugin")
+        _readme_example.ns = vars(sys.modules["my_plugin"])
     return _readme_example.ns
 
 
@@ -77,6 +86,32 @@ def test_readme_codec_example_runs_in_a_scenario(tmp_path):
     psnr = aggregate(rows, ("channel", "snr_db"), "psnr")
     assert psnr[("awgn", "30")][0] > psnr[("awgn", "0")][0] + 3
     assert psnr[("awgn", "30")][0] > 18
+
+
+def test_readme_plugin_runs_the_readme_scenario_through_the_cli(tmp_path, capsys):
+    """The README's scenario file, with its plugin given by ``--plugin``, runs through ``semsim run``:
+    the user's channel and codec beside a shipped learned codec (``weights: pretrained``)."""
+    import yaml
+
+    import semsim
+    from semsim.cli import main
+    from semsim.results import read_csv
+
+    _readme_example()
+    scenario = yaml.safe_load(next(b for b in _readme_blocks("yaml") if "phase-offset" in b))
+    assert "my_plugin" not in str(scenario)  # scenario files never name code
+    scenario["output"] = str(tmp_path / "out")
+    path = tmp_path / "my_scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    command = next(b for b in _readme_blocks("bash") if "--plugin" in b).split()
+    assert command[:2] == ["semsim", "run"] and command[-2:] == ["--plugin", "my_plugin"]
+    assert main(["run", str(path), "--plugin", "my_plugin", "--no-plots", "--quiet"]) == 0
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    assert {r["method"] for r in rows} == {"Analog pixels", "Deep JSCC"} and len(rows) == 2 * 2 * 2 * 2
+    assert {r["weights"] for r in rows if r["method"] == "Deep JSCC"} == {"deepjscc-small.safetensors"}
+    assert all(0 < int(r["channel_uses"]) <= semsim.Budget("cbr", 1 / 16).channel_uses(128, 128) for r in rows)
+    entry = next(b for b in _readme_blocks("toml") if "semsim.plugins" in b)
+    assert '[project.entry-points."semsim.plugins"]' in entry
 
 
 def test_every_picture_and_scenario_the_readme_and_results_page_name_exists():

@@ -1,6 +1,9 @@
 """`semsim report`: docs/results.md from figure results."""
 import math
 
+import pytest
+from conftest import REPO
+
 from semsim import run
 from semsim.report import report
 from semsim.results import aggregate, method_label, read_csv
@@ -12,7 +15,7 @@ def test_report_tables_match_the_results_and_missing_figures_say_how_to_run_them
           "budget": {"cbr": "1/16"}, "channels": ["awgn"], "snr_db": [1, 13],
           "methods": ["jpeg+capacity", {"name": "jpeg+ldpc", "mcs": ["16qam-1/2"]}]}
     csv = run(sc, output=results / "fig5", progress=False)
-    page = report(results, tmp_path / "docs" / "results.md")
+    page = report(results, tmp_path / "docs" / "results.md", layout=REPO / "docs" / "report.yaml")
     text = page.read_text()
 
     rows = read_csv(csv)
@@ -30,3 +33,14 @@ def test_report_tables_match_the_results_and_missing_figures_say_how_to_run_them
         p.startswith("fig5_psnr_vs_snr") for p in pictures)
     for name in pictures:
         assert f"figures/{name}" in text or name.startswith("fig5_ms_ssim")
+
+
+def test_a_layout_with_a_misspelt_key_names_it(tmp_path):
+    from semsim.errors import ConfigError
+
+    bad = tmp_path / "layout.yaml"
+    bad.write_text((REPO / "docs" / "report.yaml").read_text().replace("highlight:", "higlight:"))
+    with pytest.raises(ConfigError, match="unknown key 'higlight'; valid keys: 'highlight'"):
+        report(tmp_path / "results", tmp_path / "results.md", layout=bad)
+    with pytest.raises(ConfigError, match="report layout .* not found"):
+        report(tmp_path / "results", tmp_path / "results.md", layout=tmp_path / "none.yaml")

@@ -23,6 +23,7 @@ The choices the paper leaves open are recorded in ``docs/design.md``.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,45 @@ from ..registry import register
 from .source_kb import TxSourceKB, ceil_to, pad_to_multiple
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+
+
+@dataclass(frozen=True)
+class SwinPreset:
+    """The Tx source KB's timm Swin stages."""
+
+    embed_dim: int
+    depths: list[int]
+    num_heads: list[int]
+    window_size: int
+    patch_size: int
+
+
+@dataclass(frozen=True)
+class DiTPreset:
+    """The reconstruction decoder's DiT: width, depth, heads and patch size."""
+
+    width: int
+    depth: int
+    heads: int
+    patch_size: int
+
+
+@dataclass(frozen=True)
+class SemanticPreset:
+    """A ``semantic`` preset (``presets.yaml``, whose header explains each key)."""
+
+    swin: SwinPreset
+    feature_dim: int
+    hidden: int
+    channels: int
+    seg_channels: int
+    rx_hidden: int
+    dit: DiTPreset
+    up_channels: int
+    seg_hidden: int
+    seg_dropout: float
+    num_classes: int
+    diffusion_steps: int
 #: spatial reduction from the image to the latent grid of channel symbols
 LATENT_STRIDE = 8
 TASK_INDEX = {Task.RECONSTRUCTION: 0, Task.SEGMENTATION: 1}
@@ -178,8 +218,8 @@ class SemanticCodec(LearnedCodec):
     """
 
     label = "GenSC"
-    method = "semantic"
     presets_file = PRESETS_FILE
+    preset_type = SemanticPreset
     cost_s_per_mpixel = 2.0
 
     def __init__(self, budget: Budget, preset: str = "small", task: str | None = None, request: str | None = None,
@@ -189,29 +229,28 @@ class SemanticCodec(LearnedCodec):
         super().__init__(budget, preset=preset, weights=weights, meta=meta, num_classes=num_classes)
         self.task = task
         if isinstance(sampling_steps, bool) or not isinstance(sampling_steps, int) \
-                or not 1 <= sampling_steps <= self.cfg["diffusion_steps"]:
-            raise ConfigError(f"sampling_steps must be an integer in [1, {self.cfg['diffusion_steps']}], "
+                or not 1 <= sampling_steps <= self.arch.diffusion_steps:
+            raise ConfigError(f"sampling_steps must be an integer in [1, {self.arch.diffusion_steps}], "
                               f"got {sampling_steps!r}")
         self.sampling_steps = sampling_steps
         if sampling_steps != 1:
             self.label = f"GenSC ({sampling_steps} steps)"
         from ..nn.diffusion import Diffusion
 
-        self.diffusion = Diffusion(num_train_timesteps=self.cfg["diffusion_steps"])
+        self.diffusion = Diffusion(num_train_timesteps=self.arch.diffusion_steps)
 
-    def _build(self, cfg: dict[str, Any]) -> None:
-        planes = received_plane_count(cfg["channels"])
-        sw = cfg["swin"]
-        self.tx_kb = TxSourceKB(embed_dim=sw["embed_dim"], depths=tuple(sw["depths"]),
-                                num_heads=tuple(sw["num_heads"]), window_size=sw["window_size"],
-                                patch_size=sw["patch_size"], feature_dim=cfg["feature_dim"])
-        self.encoder = UnifiedJSCCEncoder(cfg["feature_dim"], cfg["hidden"], cfg["channels"])
-        self.rx_kb = RxSourceKB(planes, cfg["rx_hidden"])
-        d = cfg["dit"]
-        self.recon_decoder = ReconstructionDecoder(cfg["rx_hidden"], planes, d["width"], d["depth"], d["heads"],
-                                                   d["patch_size"], cfg["up_channels"])
-        self.seg_decoder = SegmentationDecoder(cfg["rx_hidden"], planes, cfg["seg_hidden"], cfg["num_classes"],
-                                               cfg["seg_dropout"])
+    def _build(self, cfg: SemanticPreset) -> None:
+        planes = received_plane_count(cfg.channels)
+        sw = cfg.swin
+        self.tx_kb = TxSourceKB(embed_dim=sw.embed_dim, depths=tuple(sw.depths), num_heads=tuple(sw.num_heads),
+                                window_size=sw.window_size, patch_size=sw.patch_size, feature_dim=cfg.feature_dim)
+        self.encoder = UnifiedJSCCEncoder(cfg.feature_dim, cfg.hidden, cfg.channels)
+        self.rx_kb = RxSourceKB(planes, cfg.rx_hidden)
+        d = cfg.dit
+        self.recon_decoder = ReconstructionDecoder(cfg.rx_hidden, planes, d.width, d.depth, d.heads, d.patch_size,
+                                                   cfg.up_channels)
+        self.seg_decoder = SegmentationDecoder(cfg.rx_hidden, planes, cfg.seg_hidden, cfg.num_classes,
+                                               cfg.seg_dropout)
 
     # --- contract -------------------------------------------------------------------------------
     @property
