@@ -12,8 +12,8 @@ a user's own come from plugin modules (:mod:`semsim.registry`: the ``semsim.plug
 from . import builtins  # noqa: F401  (registers the built-in channels, codecs and datasets)
 from .api import (Budget, Scenario, TransmitResult, build, build_channel, build_codec, build_dataset,
                   estimate_seconds, grid, load_scenario, names, plot, report, resolve_task, run, train, transmit)
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Budget", "Scenario", "TransmitResult", "build", "build_channel", "build_codec", "build_dataset",
            "estimate_seconds", "grid", "load_scenario", "names", "plot", "report", "resolve_task", "run", "train",
            "transmit", "__version__"]

@@ -269,7 +269,7 @@ def cmd_transmit(args) -> int:
 
     budget = {"channel_uses": args.channel_uses} if args.channel_uses is not None else args.budget
     result = transmit(args.image, args.task, channel=args.channel, snr_db=args.snr, method=args.method,
-                      weights=args.weights, preset=args.preset, budget=budget, mcs=args.mcs, label=args.label,
+                      weights=args.weights, preset=args.preset, budget=budget, mcs=args.mcs, truth=args.label,
                       sampling_steps=args.steps, device=args.device, seed=args.seed, out=args.out)
     if result.warning:
         print(f"semsim: warning: {result.warning}", file=sys.stderr)

@@ -39,7 +39,7 @@ def semsim_version() -> str:
     try:
         return version("semsim")
     except PackageNotFoundError:
-        from . import __version__
+        from .version import __version__
 
         return __version__
 

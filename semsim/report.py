@@ -214,7 +214,7 @@ class Report:
         self.lines.append("")
 
     def _validation(self, entry: dict[str, Any]) -> str:
-        from .scenario import safe_name as _safe_name
+        from .scenario import safe_name
 
         shipped = (entry.get("validation") or {}).get("score")
         if shipped:
@@ -224,7 +224,7 @@ class Report:
         folder = _recipe_output(entry.get("recipe", ""))
         if folder is None:
             return ""
-        path = folder / _safe_name(entry.get("label", "")) / "validation.csv"
+        path = folder / safe_name(entry.get("label", "")) / "validation.csv"
         if not path.is_file():
             return ""
         rows = read_csv(path)

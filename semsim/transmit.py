@@ -45,15 +45,14 @@ DEFAULT_MCS = "16qam-1/2"
 def default_weights(method: str, preset: str | None) -> Path | None:
     """The shipped weights file of ``method`` at ``preset``, or None where none ships.
 
-    Looks in the shipped-weights manifest (:func:`semsim.weights.manifest`) for an entry of this
-    method and preset; ``semsim transmit`` uses it when ``--weights`` is not given.
+    The file ``weights="pretrained"`` loads (:func:`semsim.presets.shipped_weights`);
+    ``semsim transmit`` uses it when ``--weights`` is not given.
     """
-    from .weights import resolve_weights, manifest
+    from .presets import shipped_weights
+    from .weights import resolve_weights
 
-    for name, entry in sorted(manifest().items()):
-        if entry.get("method") == method and entry.get("preset", "small") == (preset or "small"):
-            return resolve_weights(name)
-    return None
+    name = shipped_weights(method, preset or "small")
+    return resolve_weights(name) if name else None
 
 
 def resolve_task(request: str, force: str = 'task="{task}"'):

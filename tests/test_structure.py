@@ -97,12 +97,10 @@ def test_the_walker_sees_the_package():
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
 
 
-@pytest.mark.xfail(reason="issue 13 in progress", strict=False)
 def test_no_import_cycle():
     assert _cycles(_graph()) == []
 
 
-@pytest.mark.xfail(reason="issue 13 in progress", strict=False)
 def test_no_private_import_across_modules():
     bad = sorted({f"{src} imports {dst}.{name}" for src, dst, name in _imports()
                   if name and name.startswith("_") and not name.startswith("__") and dst != src})
