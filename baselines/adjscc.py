@@ -181,7 +181,7 @@ class ADJSCC(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    label = "ADJSCC"
+    display_name = "ADJSCC"
     cost_s_per_mpixel = 5.0
     preset_type = ADJSCCPreset
 

@@ -214,7 +214,7 @@ class DeepJSCC(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    label = "Deep JSCC"
+    display_name = "Deep JSCC"
     cost_s_per_mpixel = 3.5
 
     def _build(self, cfg: DeepJSCCPreset) -> None:

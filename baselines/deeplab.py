@@ -126,7 +126,7 @@ class SegmentationBaseline(LearnedCodec):
 
     def _check_task(self, task: Task | str) -> None:
         if Task(task) is not Task.SEGMENTATION:
-            raise ConfigError(f"method {self.label!r} trains only segmentation, got task {Task(task).value!r}")
+            raise ConfigError(f"method {self.display_name!r} trains only segmentation, got task {Task(task).value!r}")
 
 
 # --- Deeplab-JSCC ------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class DeepLabJSCC(SegmentationBaseline):
     :param num_classes: segmentation classes (default: the preset's; the dataset's when training).
     """
 
-    label = "Deeplab-JSCC"
+    display_name = "Deeplab-JSCC"
     preset_type = DeepLabJSCCPreset
     #: small preset, 768x512 on a 2-core CPU (the paper preset is a GPU model)
     cost_s_per_mpixel = 0.5
@@ -215,7 +215,7 @@ class DeepLabJSCC(SegmentationBaseline):
         self._check_task(task)
         b, _, height, width = images.shape
         if self.training and b < 2:
-            raise ConfigError(f"method {self.label!r} trains with batch norm after ASPP's image pooling (one "
+            raise ConfigError(f"method {self.display_name!r} trains with batch norm after ASPP's image pooling (one "
                               f"value per channel and image), so it needs at least 2 images per batch (per rank)")
         x = self._encode(images, self.training_symbols(height, width, self.latent_symbols(height, width)))
         y, info = channel(x, snr_db)

@@ -75,7 +75,7 @@ class DigitalFCNCodec(SegmentationBaseline):
     """
 
     axes: ClassVar[tuple[str, ...]] = SeparationCodec.axes
-    label = "JPEG+LDPC+FCN"
+    display_name = "JPEG+LDPC+FCN"
     preset_type = FCNPreset
     channel_in_training: ClassVar[bool] = False  # the FCN trains on clean images
     #: the digital chain's cost plus an FCN forward pass (small preset, 2-core CPU)
@@ -87,7 +87,7 @@ class DigitalFCNCodec(SegmentationBaseline):
         super().__init__(budget, preset=preset, weights=weights, meta=meta, num_classes=num_classes)
         self.digital = SeparationCodec(budget, source=source, mcs=mcs, codeword_length=codeword_length,
                                        num_bp_iter=num_bp_iter)
-        self.label = f"{SOURCE_LABELS[source]}+LDPC+FCN"
+        self.display_name = f"{SOURCE_LABELS[source]}+LDPC+FCN"
 
     def _build(self, cfg: FCNPreset) -> None:
         from torchvision.models.segmentation.fcn import FCN, FCNHead
@@ -103,7 +103,7 @@ class DigitalFCNCodec(SegmentationBaseline):
     def with_axes(self, **point: Any) -> "DigitalFCNCodec":
         unknown = sorted(set(point) - set(self.axes))
         if unknown:
-            raise ConfigError(f"method {self.label!r}: unknown axis {choices(unknown)}; "
+            raise ConfigError(f"method {self.display_name!r}: unknown axis {choices(unknown)}; "
                               f"valid choices: {choices(self.axes)}")
         digital = self.digital.with_axes(**point)
         if digital is self.digital:
@@ -118,7 +118,7 @@ class DigitalFCNCodec(SegmentationBaseline):
         """The one MCS the digital chain sends with; :class:`ConfigError` while several are swept."""
         mcs_list = self.digital.mcs_list
         if len(mcs_list) != 1:
-            raise ConfigError(f"method {self.label!r} sweeps {len(mcs_list)} MCS values; pick one with "
+            raise ConfigError(f"method {self.display_name!r} sweeps {len(mcs_list)} MCS values; pick one with "
                               f"with_axes(mcs=...) or the option mcs (a training scenario validates through "
                               f"the link, so give the method one, e.g. mcs: 16qam-1/2): {choices(mcs_list)}")
         return mcs_list[0]

@@ -278,7 +278,7 @@ class SeparationCodec(Codec):
         self.mcs_list = mcs_list
         self.codeword_length = codeword_length
         self.num_bp_iter = num_bp_iter
-        self.label = f"{SOURCE_LABELS[source]}+LDPC"
+        self.display_name = f"{SOURCE_LABELS[source]}+LDPC"
         self._links: dict[tuple[str, str], DigitalLink] = {}
         self._fits = _FitCache()
         self._min_uses: dict[tuple[int, int], int] = {}
@@ -291,7 +291,7 @@ class SeparationCodec(Codec):
     def with_axes(self, **point: Any) -> "SeparationCodec":
         unknown = sorted(set(point) - {"mcs"})
         if unknown:
-            raise ConfigError(f"method {self.label!r}: unknown axis {choices(unknown)}; valid choices: 'mcs'")
+            raise ConfigError(f"method {self.display_name!r}: unknown axis {choices(unknown)}; valid choices: 'mcs'")
         if "mcs" not in point:
             return self
         codec = SeparationCodec(self.budget, source=self.source, mcs=str(point["mcs"]),
@@ -303,7 +303,7 @@ class SeparationCodec(Codec):
     def mcs(self) -> str:
         """The one MCS this codec sends with; :class:`ConfigError` while several are swept."""
         if len(self.mcs_list) != 1:
-            raise ConfigError(f"method {self.label!r} sweeps {len(self.mcs_list)} MCS values; "
+            raise ConfigError(f"method {self.display_name!r} sweeps {len(self.mcs_list)} MCS values; "
                               f"pick one with with_axes(mcs=...): {choices(self.mcs_list)}")
         return self.mcs_list[0]
 
@@ -389,7 +389,7 @@ class SeparationCodec(Codec):
         bitstream length, size) is kept for :meth:`decode` as out-of-band side information.
         Batches differ in length, so :meth:`transmit` handles them image by image."""
         if images.shape[0] != 1:
-            raise ValueError(f"{self.label}: encode takes one image at a time (bitstream lengths "
+            raise ValueError(f"{self.display_name}: encode takes one image at a time (bitstream lengths "
                              f"differ); use transmit() for batches")
         self._last = self.packet(images[0])
         return self._last.symbols
@@ -398,7 +398,7 @@ class SeparationCodec(Codec):
                image_size: tuple[int, int]) -> torch.Tensor:
         """``[1, N]`` received symbols of the last :meth:`encode` → ``[1, 3, H, W]`` image."""
         if self._last is None or tuple(image_size) != self._last.size:
-            raise ValueError(f"{self.label}: decode needs the header of a previous encode() of that image")
+            raise ValueError(f"{self.display_name}: decode needs the header of a previous encode() of that image")
         return self.receive(self._last, received, info)[0].unsqueeze(0)
 
     def transmit(self, images: torch.Tensor, channel, snr_db: float | torch.Tensor) -> Transmission:
@@ -449,7 +449,7 @@ class CapacityCodec(Codec):
         super().__init__(budget)
         self.coder = source_coder(source)
         self.source = source
-        self.label = f"{SOURCE_LABELS[source]}+capacity"
+        self.display_name = f"{SOURCE_LABELS[source]}+capacity"
         self._fits = _FitCache()
         self._capacity: dict[tuple[str, float], float] = {}
 

@@ -197,7 +197,7 @@ class WITT(NeuralJSCC):
     :param meta: build on PyTorch's meta device.
     """
 
-    label = "WITT"
+    display_name = "WITT"
     cost_s_per_mpixel = 6.0
     preset_type = WITTPreset
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
@@ -81,6 +82,12 @@ class Budget:
 
     @property
     def label(self) -> str:
+        """The former name of :attr:`key` (deprecated: "label" is the ground-truth class map)."""
+        warnings.warn("Budget.label is deprecated; use Budget.key", DeprecationWarning, stacklevel=2)
+        return self.key
+
+    @property
+    def key(self) -> str:
         """``"cbr=1/16"`` or ``"channel_uses=10000"``: a readable key for tables and seeds."""
         if self.kind == "cbr":
             frac = Fraction(self.value).limit_denominator(1000)
@@ -135,20 +142,33 @@ class Codec(torch.nn.Module):
     - ``task``: :class:`Task`.
     - ``axes``: sweep axes besides SNR, e.g. ``("mcs",)`` for a digital chain; ``()`` for analog
       JSCC (no modulation axis).
-    - ``label``: the method name shown in tables and plots.
+    - ``display_name``: the method name shown in tables and plots ("Deep JSCC").
 
     :param budget: the channel-use cap per image, shared by every method in a comparison.
     """
 
     task: ClassVar[Task] = Task.RECONSTRUCTION
     axes: ClassVar[tuple[str, ...]] = ()
-    label: str = "codec"
+    display_name: str = "codec"
     #: rough CPU cost in seconds per megapixel per SNR point, for ``semsim validate`` estimates.
     cost_s_per_mpixel: ClassVar[float] = 1.0
 
     def __init__(self, budget: Budget):
         super().__init__()
         self.budget = budget
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("label"), str):  # a plugin written before the rename
+            warnings.warn(f"{cls.__name__}.label is deprecated; name the method with display_name",
+                          DeprecationWarning, stacklevel=2)
+            cls.display_name = cls.__dict__["label"]
+
+    @property
+    def label(self) -> str:
+        """The former name of :attr:`display_name` (deprecated: "label" is the ground-truth class map)."""
+        warnings.warn("Codec.label is deprecated; use display_name", DeprecationWarning, stacklevel=2)
+        return self.display_name
 
     # --- the contract -------------------------------------------------------------------------
     def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
@@ -174,8 +194,8 @@ class Codec(torch.nn.Module):
     def check_budget(self, channel_uses: int, height: int, width: int) -> None:
         cap = self.max_channel_uses(height, width)
         if channel_uses > cap:
-            raise BudgetError(f"method {self.label!r} would use {channel_uses} channel uses for a "
-                              f"{height}x{width} image, above the budget {self.budget.label} "
+            raise BudgetError(f"method {self.display_name!r} would use {channel_uses} channel uses for a "
+                              f"{height}x{width} image, above the budget {self.budget.key} "
                               f"(cap {cap}); lower its rate or raise the budget")
 
     # --- the runner's entry point --------------------------------------------------------------
@@ -196,7 +216,7 @@ class Codec(torch.nn.Module):
     def with_axes(self, **point: Any) -> "Codec":
         """This codec set to one value of each axis (digital codecs: one MCS)."""
         if point:
-            raise ConfigError(f"method {self.label!r} has no sweep axes; got {sorted(point)}")
+            raise ConfigError(f"method {self.display_name!r} has no sweep axes; got {sorted(point)}")
         return self
 
     # --- learned codecs ------------------------------------------------------------------------
@@ -216,7 +236,7 @@ class Codec(torch.nn.Module):
     def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
         """One differentiable pass of ``images`` (``[B, 3, H, W]`` in [0, 1], random crops) for
         ``task`` through ``channel`` at ``snr_db`` (``[B]`` float32): what learned codecs implement."""
-        raise NotImplementedError(f"method {self.label!r} is not trainable")
+        raise NotImplementedError(f"method {self.display_name!r} is not trainable")
 
     def training_step(self, task: Task, images: torch.Tensor, labels: torch.Tensor | None, channel,
                       snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +252,7 @@ class Codec(torch.nn.Module):
         """Method-specific training options of a recipe (``per_method`` in a ``kind: train``
         scenario); a codec that takes none refuses any. Overridden by codecs with such options."""
         if options:
-            raise ConfigError(f"method {self.label!r} takes no training options; got {sorted(options)}")
+            raise ConfigError(f"method {self.display_name!r} takes no training options; got {sorted(options)}")
 
     def shared_modules(self) -> dict[str, torch.nn.Module]:
         """Modules that several tasks train (their per-task gradient norms go to ``curve.csv``)."""
@@ -249,7 +269,7 @@ class Codec(torch.nn.Module):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        return {"label": self.label, "task": self.task.value, "weights": ""}
+        return {"label": self.display_name, "task": self.task.value, "weights": ""}
 
     @property
     def weights(self) -> str:

@@ -60,7 +60,7 @@ def serving(codec, task: Task | str) -> Iterator[Any]:
         finally:
             codec.task = old
     else:
-        raise ConfigError(f"method {codec.label!r} serves {choices([t.value for t in codec.tasks])}, "
+        raise ConfigError(f"method {codec.display_name!r} serves {choices([t.value for t in codec.tasks])}, "
                           f"not {task.value}")
 
 

@@ -117,7 +117,7 @@ class Metric:
     """One entry of :data:`METRICS`.
 
     :ivar name: the CSV column of a results row (also the key of :data:`METRICS`).
-    :ivar label: the plots' axis label (with its unit).
+    :ivar axis_label: the plots' axis label (with its unit).
     :ivar task: the task whose output it scores (``"reconstruction"`` or ``"segmentation"``); a row
         of the other task holds NaN.
     :ivar per_image: ``True``: ``score(reference [B,3,H,W], estimate [B,C,H,W]) -> [B] float64``
@@ -126,7 +126,7 @@ class Metric:
     """
 
     name: str
-    label: str
+    axis_label: str
     task: str
     per_image: bool
     score: Callable
@@ -150,4 +150,4 @@ def headline_metrics() -> list[str]:
 
 
 #: metric name → plot axis label
-PLOT_LABELS = {name: m.label for name, m in METRICS.items()}
+PLOT_LABELS = {name: m.axis_label for name, m in METRICS.items()}

@@ -25,7 +25,7 @@ from typing import Any
 
 from .codec import parse_ratio
 from .files import atomic_file
-from .results import ENVELOPE_MCS, aggregate, method_label, num, read_csv, with_envelope
+from .results import ENVELOPE_MCS, aggregate, series_name, num, read_csv, with_envelope
 from .report_layout import DEFAULT_LAYOUT, SECTIONS, Figure, Grid, load_layout
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -36,7 +36,7 @@ def _series(rows: list[dict[str, str]], metric: str) -> dict[tuple[str, str, str
     """(channel, method label, mcs) → {snr: mean}, with the best-MCS envelope of digital methods."""
     by = ("channel", "label", "mcs", "snr_db")
     for r in rows:
-        r["label"] = method_label(r)
+        r["label"] = series_name(r)
     agg = with_envelope(aggregate(rows, by, metric), by)
     out: dict[tuple[str, str, str], dict[float, float]] = {}
     for (ch, label, mcs, snr), (mean, _, _) in agg.items():
@@ -274,7 +274,7 @@ class Report:
 
     def _cbr_table(self, rows: list[dict[str, str]]) -> None:
         for r in rows:
-            r["label"] = method_label(r)
+            r["label"] = series_name(r)
         by = ("label", "mcs", "budget")
         agg = with_envelope(aggregate(rows, by, "psnr"), by)
         budgets = sorted({k[2] for k in agg}, key=lambda b: parse_ratio(b.split("=", 1)[1]))  # "cbr=1/48"

@@ -94,12 +94,12 @@ def aggregate(rows: Iterable[dict[str, str]], by: Sequence[str], metric: str) ->
     """
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
-        groups[tuple(method_label(r) if k == "method" else _key(k, r.get(k, "")) for k in by)].append(
+        groups[tuple(series_name(r) if k == "method" else _key(k, r.get(k, "")) for k in by)].append(
             num(r.get(metric)))
     return {k: mean_ci(v) for k, v in groups.items()}
 
 
-def method_label(row: dict[str, str]) -> str:
+def series_name(row: dict[str, str]) -> str:
     """The method as tables and legends show it: learned codecs name their training channel
     ("GenSC (trained on awgn)"), so scoring on another channel is visible."""
     trained = row.get("train_channel") or ""

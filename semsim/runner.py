@@ -62,7 +62,7 @@ from .evaluate import COLUMNS
 from .files import check_output_folder, file_sha256, folder_lock, remove_orphans, write_atomic
 from .provenance import git_commit
 from .results import csv_text
-from .scenario import BER_COLUMNS, Point, Scenario, SweepScenario, load_scenario, spec_label
+from .scenario import BER_COLUMNS, Point, Scenario, SweepScenario, load_scenario, spec_key
 from .shards import parse_shard, shard_points
 
 #: a dataset whose decoded samples fit in this many bytes is decoded once per run, not per point
@@ -169,14 +169,14 @@ class Runner:
             return self._spec_inputs
         specs, out = self.sc.specs(), {}
         for c, ch in enumerate(specs["channel"]):
-            out["channel", c] = (f"options of channel {spec_label(ch)}", _digest(registry.resolved("channel", ch)))
+            out["channel", c] = (f"options of channel {spec_key(ch)}", _digest(registry.resolved("channel", ch)))
         for d, spec in enumerate(specs.get("dataset", [])):
-            label = spec_label(spec)
+            label = spec_key(spec)
             self.data_sha256[label] = content_hash(self.dataset(d))
             out["data", d] = (f"options of data {label}", _digest(registry.resolved("dataset", spec)))
             out["content", d] = (f"content of data {label}", self.data_sha256[label])
         for m, spec in enumerate(specs.get("codec", [])):
-            label = spec_label(spec, skip=("mcs",))  # a point's MCS is in its key
+            label = spec_key(spec, skip=("mcs",))  # a point's MCS is in its key
             opts = registry.resolved("codec", spec, skip=("mcs",))
             cls, _ = registry.lookup("codec", spec["name"])
             if getattr(cls, "presets_file", None) and opts.get("preset"):  # the architecture, as data
@@ -376,16 +376,16 @@ class Runner:
     def codec(self, pt: Point):
         """The codec of ``pt`` (built once per method and budget, on the run's device, in eval mode),
         set to the point's sweep axes (its MCS)."""
-        key = (pt.method, pt.budget.label)
+        key = (pt.method, pt.budget.key)
         if key not in self._codecs:
             # untrained weights are a function of (scenario seed, method, budget) alone, so a shard
             # or an --only run initialises them as the whole sweep does
-            seed_everything(derive_seed(self.sc.seed, "init", spec_label(self.sc.methods[pt.method]), pt.budget.label))
+            seed_everything(derive_seed(self.sc.seed, "init", spec_key(self.sc.methods[pt.method]), pt.budget.key))
             codec = registry.build("codec", self.sc.methods[pt.method], budget=pt.budget)
             expected = (self._spec_inputs or {}).get(("weights", pt.method), ("", ""))[1]
             loaded = getattr(codec, "weights_sha256", "")
             if expected and loaded and loaded != expected:  # the point would be filed under other weights
-                raise OutputError(f"the weights of method {spec_label(self.sc.methods[pt.method], skip=('mcs',))} "
+                raise OutputError(f"the weights of method {spec_key(self.sc.methods[pt.method], skip=('mcs',))} "
                                   f"changed during the run (sha256 {expected[:12]}… became {loaded[:12]}…); "
                                   f"rerun to compute their points with the new file")
             self._codecs[key] = codec.to(self.device).eval()

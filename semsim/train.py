@@ -78,7 +78,7 @@ from .files import write_atomic
 from .plots import plot_training, plot_training_losses
 from .provenance import device_name, known_commit, semsim_version
 from .results import append_row, csv_text, num, read_rows
-from .scenario import Scenario, build_train_codec, load_scenario, spec_label
+from .scenario import Scenario, build_train_codec, load_scenario, spec_key
 from .train_checkpoint import CHECKPOINT, OPTIMIZER, is_finished, resume, weights_metadata, write_checkpoint
 from .train_data import TrainData, estimate_seconds
 from .train_step import (CURVE_COLUMNS, MethodRun, TrainStep, backward_per_task, curve_row, learning_rate,
@@ -163,7 +163,7 @@ class Trainer:
         st, spec = self.st, self.sc.methods[m]
         init = self._init_file(m)
         return {"seed": self.sc.seed, "method": spec, "budget": self.sc.budgets[0].label,
-                "channel": spec_label(self.sc.channels[0]), "snr_db": list(st.snr_db),
+                "channel": spec_key(self.sc.channels[0]), "snr_db": list(st.snr_db),
                 "batch_size": self.sc.batch_size, "crop": st.crop, "data": st.data,
                 "world_size": self.dist.world, "symbols": st.symbols, **st.method_settings(spec["name"]),
                 "init": {"from": st.init, "sha256": self._init_files[m][1] if init else ""},
@@ -403,7 +403,7 @@ class Trainer:
         if self.dist.main:
             meta = {"kind": "checkpoint", "step": k, "steps": self.steps, "wall_seconds": run.wall(),
                     "git_commit": known_commit(), "settings": run.settings,
-                    "train_channel": spec_label(self.sc.channels[0])}
+                    "train_channel": spec_key(self.sc.channels[0])}
             write_checkpoint(run.codec, run.optimizer, run.folder, meta)
             plot_curves(run.folder)
         self.dist.barrier()

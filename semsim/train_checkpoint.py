@@ -20,7 +20,7 @@ import torch
 from . import registry
 from .errors import ConfigError
 from .provenance import known_commit
-from .scenario import Scenario, spec_label
+from .scenario import Scenario, spec_key
 from .weights import load_optimizer, load_weights, read_meta, save_optimizer, save_weights
 
 CHECKPOINT, OPTIMIZER = "checkpoint.safetensors", "optimizer.safetensors"
@@ -104,7 +104,7 @@ def weights_metadata(sc: Scenario, m: int, steps: int, settings: dict[str, Any],
     of the ``init`` weights), the device and the time. ``git_commit`` and ``semsim_version`` are the caller's."""
     st, spec = sc.train, sc.methods[m]
     cls, _ = registry.lookup("codec", spec["name"])
-    channel = spec_label(sc.channels[0]) if getattr(cls, "channel_in_training", True) else ""
+    channel = spec_key(sc.channels[0]) if getattr(cls, "channel_in_training", True) else ""
     this_round = {"recipe": recipe, "scenario": sc.name, "steps": steps, "batch_size": sc.batch_size, "crop": st.crop,
                   "precision": st.precision, "device_name": device_name, "world_size": world_size,
                   "wall_seconds": wall_seconds, "init": settings["init"], "images": steps * sc.batch_size,
@@ -116,8 +116,8 @@ def weights_metadata(sc: Scenario, m: int, steps: int, settings: dict[str, Any],
                            "wall_seconds": sum(r["wall_seconds"] for r in rounds), "rounds": rounds},
             "train_snr_db": list(st.snr_db), "budget": sc.budgets[0].label, "steps": steps,
             "step": steps, "batch_size": sc.batch_size, "crop": st.crop, "seed": sc.seed,
-            "data": {t: [spec_label(s) for s in specs] for t, specs in st.data.items()},
-            "validation_data": {t: spec_label(v) for t, v in st.validation_data.items()},
+            "data": {t: [spec_key(s) for s in specs] for t, specs in st.data.items()},
+            "validation_data": {t: spec_key(v) for t, v in st.validation_data.items()},
             "optimizer": settings["optimizer"], "loss_weights": settings["loss_weights"],
             "symbols": st.symbols, "options": settings["options"],
             "precision": st.precision, "device": device, "device_name": device_name,

@@ -33,7 +33,7 @@ from . import registry
 from .codec import Budget, Task, cbr
 from .errors import ConfigError, DataError, choices
 from .pictures import check_output, overlay, save_picture, to_picture
-from .scenario import check_budget_fits, parse_budget, parse_snr, spec_label
+from .scenario import check_budget_fits, parse_budget, parse_snr, spec_key
 
 DEFAULT_METHOD = "semantic"
 DEFAULT_BUDGET = Budget("cbr", 1 / 16)
@@ -85,7 +85,7 @@ class TransmitResult:
     :ivar task: ``"reconstruction"`` or ``"segmentation"``.
     :ivar request: the free-text request, or None when the task was given or implied by the method.
     :ivar scores: the task KB's cosine similarity per task (empty without a request).
-    :ivar method: the registered codec name; ``label`` its display name.
+    :ivar method: the registered codec name; ``display_name`` its name in tables and plots.
     :ivar weights: the weights file loaded ("" when untrained or not learned).
     :ivar train_channel: the channel those weights were trained on ("" if unknown or none).
     :ivar channel: the channel spec as a label (``rayleigh``, ``rayleigh(block_length=64)``).
@@ -108,7 +108,7 @@ class TransmitResult:
     request: str | None
     scores: dict[str, float]
     method: str
-    label: str
+    display_name: str
     preset: str | None
     weights: str
     train_channel: str
@@ -132,6 +132,12 @@ class TransmitResult:
     warning: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """The former name of :attr:`display_name` (deprecated)."""
+        warnings.warn("TransmitResult.label is deprecated; use display_name", DeprecationWarning, stacklevel=2)
+        return self.display_name
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write :attr:`picture` to ``path`` (``.png``, ``.jpg``) atomically; returns the path."""
         return save_picture(self.picture, path)
@@ -153,7 +159,7 @@ class TransmitResult:
             state = f"weights {self.weights}{trained}"
         else:
             state = "untrained" if self.details.get("learned") else "no weights needed"
-        out = [task, f"method: {self.label} ({what}): {state}",
+        out = [task, f"method: {self.display_name} ({what}): {state}",
                f"channel: {self.channel}, SNR {self.snr_db:g} dB",
                f"channel uses: {self.channel_uses} of {self.max_channel_uses} allowed (budget {self.budget}), "
                f"CBR {self.cbr:.4f}" + (f", overhead {self.overhead}" if self.overhead else "")]
@@ -331,7 +337,7 @@ def transmit(image: str | os.PathLike | torch.Tensor, request: str | None = None
     seed_everything(seed)  # the channel noise does not depend on how the codec was built
     sent = _send(codec, channel_obj, img, snr_db, resolved, device, method)
     result = _result(sent, codec, spec, img, truth, budget, request=request, scores=scores,
-                     channel=spec_label(ch_spec), snr_db=snr_db)
+                     channel=spec_key(ch_spec), snr_db=snr_db)
     result.details.update(task_given=task is not None, truth=truth_name)
     result.total_seconds = time.perf_counter() - t_start
     if out is not None:
@@ -381,16 +387,16 @@ def _result(sent, codec, spec: dict[str, Any], img: torch.Tensor, truth: torch.T
     learned = "weights" in registry.parameters("codec", method)
     warning = ""
     if learned and not codec.weights:
-        warning = (f"{codec.label} ({method}, preset {spec['preset']}) is untrained: no weights given and none "
+        warning = (f"{codec.display_name} ({method}, preset {spec['preset']}) is untrained: no weights given and none "
                    f"shipped, so its output is noise-level; train it with `semsim train` and pass --weights FILE")
     extra = {k: v[0] for k, v in tr.extra.items()}
     details = {"learned": learned, "mcs": extra.pop("mcs", spec.get("mcs")), "quality": extra.pop("quality", None),
                "bits": float(tr.bits[0]), **extra}
     n = int(tr.channel_uses[0])
     return TransmitResult(
-        task=sent.task.value, method=method, label=codec.label,
+        task=sent.task.value, method=method, display_name=codec.display_name,
         preset=spec.get("preset"), weights=spec["weights"] if codec.weights else "",
-        train_channel=codec.train_channel, budget=budget.label,
+        train_channel=codec.train_channel, budget=budget.key,
         image=img, output=output, prediction=prediction, picture=picture, channel_uses=n,
         max_channel_uses=codec.max_channel_uses(h, w), overhead=int(tr.overhead[0]), cbr=cbr(n, h, w), psnr=p,
         miou=miou, num_classes=num_classes, failed=bool(tr.failed[0]), seconds=sent.seconds,

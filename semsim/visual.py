@@ -3,7 +3,7 @@
 One figure per command, from an ordinary transmission scenario: its first dataset (or the images
 named), its first budget, its first channel and one SNR. Rows are images; the columns are the
 original, the ground truth (labelled data: a colour overlay of the class map), then one column per
-method and MCS, titled as the results tables name the method (:func:`semsim.results.method_label`;
+method and MCS, titled as the results tables name the method (:func:`semsim.results.series_name`;
 below it the task of a codec serving several, and the MCS). Every column is sent and scored by
 :func:`semsim.evaluate.evaluate_batch`. A reconstruction tile shows the received image with its
 PSNR; a segmentation tile the predicted classes blended over the input
@@ -42,7 +42,7 @@ from . import registry
 from .codec import Task
 from .errors import ConfigError
 from .plots import slug
-from .scenario import Point, Scenario, TransmissionScenario, load_scenario, parse_snr, spec_label
+from .scenario import Point, Scenario, TransmissionScenario, load_scenario, parse_snr, spec_key
 
 #: grid file name inside the scenario's output folder
 GRID_FILE = "grid.png"
@@ -137,7 +137,7 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
         raise ConfigError(f"scenario {sc.name!r} is of kind {sc.kind!r}; a grid needs a transmission scenario")
     snr = sc.snr_db[0] if snr_db is None else float(snr_db)
     c = _channel_index(sc, channel)
-    label = spec_label(sc.channels[c])
+    label = spec_key(sc.channels[c])
     path = check_output(Path(out) if out is not None else
                         sc.output / (GRID_FILE if c == 0 else f"grid_{slug(label)}.png"))
     runner = Runner(sc, device=device, progress=False)  # builds codecs and channels as `semsim run` does
@@ -145,13 +145,13 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
     ds = runner.dataset(0) if images is None else registry.build("dataset", data_spec)
     samples = list(ds)
     if not samples:
-        raise ConfigError(f"no images to draw: {spec_label(data_spec)} selects none")
+        raise ConfigError(f"no images to draw: {spec_key(data_spec)} selects none")
     columns, tiles = _input_tiles(samples, ds)
     for pt in _points(sc, snr, c):
         columns.append(_column_title(runner.codec(pt), sc.methods[pt.method]["name"], pt))
         tiles += _method_tiles(runner, pt, samples, ds, len(columns) - 1, columns[-1])
     tiles.sort(key=lambda t: (t.row, t.col))
-    title = (f"{sc.name}: {spec_label(sc.data[0], skip=('ids', 'limit'))} · {label} at SNR "
+    title = (f"{sc.name}: {spec_key(sc.data[0], skip=('ids', 'limit'))} · {label} at SNR "
              f"{snr:g} dB (Es/N0) · budget {sc.budgets[0].label} · seed {sc.seed}")
     g = Grid(path, title, columns, [s.id for s in samples], tiles, 0, 0.0)
     g.axes = draw(g, ds)
@@ -161,7 +161,7 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
 
 def _channel_index(sc: Scenario, channel: str | None) -> int:
     """Which of the scenario's channels ``channel`` names (by label or name; None: the first)."""
-    labels = [spec_label(c) for c in sc.channels]
+    labels = [spec_key(c) for c in sc.channels]
     names = [ch["name"] for ch in sc.channels]
     if channel is None:
         return 0
@@ -225,9 +225,9 @@ def _points(sc: Scenario, snr_db: float, channel: int = 0) -> list[Point]:
 def _column_title(codec, method: str, pt: Point) -> str:
     """The results tables' method label, "(untrained)" for a learned method without weights, and on a
     second line the task (of a codec that serves several) and the MCS."""
-    from .results import method_label
+    from .results import series_name
 
-    name = method_label({"method": codec.label, "train_channel": codec.train_channel})
+    name = series_name({"method": codec.display_name, "train_channel": codec.train_channel})
     if "weights" in registry.parameters("codec", method) and not codec.weights:
         name += " (untrained)"
     extra = [codec.task.value] if len(codec.tasks) > 1 else []  # GenSC serves both tasks

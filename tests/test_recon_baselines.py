@@ -59,7 +59,7 @@ def test_transmit_any_size(name, channel):
     assert tuple(t.output.shape) == (2, 3, 40, 56)
     assert 0 <= float(t.output.min()) and float(t.output.max()) <= 1
     assert t.channel_uses == [codec.symbol_count(40, 56)] * 2 == [CBR.channel_uses(40, 56)] * 2
-    assert codec.task is Task.RECONSTRUCTION and codec.label == {"deepjscc": "Deep JSCC", "adjscc": "ADJSCC",
+    assert codec.task is Task.RECONSTRUCTION and codec.display_name == {"deepjscc": "Deep JSCC", "adjscc": "ADJSCC",
                                                                  "witt": "WITT"}[name]
 
 

@@ -6,7 +6,7 @@ from conftest import REPO
 
 from semsim import run
 from semsim.report import report
-from semsim.results import aggregate, method_label, read_csv
+from semsim.results import aggregate, series_name, read_csv
 
 
 def test_report_tables_match_the_results_and_missing_figures_say_how_to_run_them(tmp_path):
@@ -20,7 +20,7 @@ def test_report_tables_match_the_results_and_missing_figures_say_how_to_run_them
 
     rows = read_csv(csv)
     for r in rows:
-        r["label"] = method_label(r)
+        r["label"] = series_name(r)
     agg = aggregate(rows, ("label", "snr_db"), "psnr")
     line = next(x for x in text.splitlines() if x.startswith("| JPEG+capacity |"))
     cells = [c.strip() for c in line.strip("|").split("|")][1:]

@@ -128,7 +128,7 @@ def test_deeplab_symbol_count_within_budget(deeplab, size):
 def test_fcn_axes_behave_like_the_digital_chain(fcn):
     digital = build("codec", "jpeg+ldpc", budget=fcn.budget)
     assert fcn.axes == ("mcs",) and fcn.sweep_values() == digital.sweep_values()
-    assert fcn.label == "JPEG+LDPC+FCN" and fcn.task is Task.SEGMENTATION
+    assert fcn.display_name == "JPEG+LDPC+FCN" and fcn.task is Task.SEGMENTATION
     one = fcn.with_axes(mcs="64qam-2/3")
     assert one.mcs == "64qam-2/3" and one.sweep_values() == {"mcs": ["64qam-2/3"]}
     assert isinstance(one, DigitalFCNCodec) and one.fcn is fcn.fcn and one.with_axes() is one

@@ -39,7 +39,7 @@ def test_registered_names():
     assert {"jpeg+ldpc", "webp+ldpc", "avif+ldpc", "jpeg+capacity", "webp+capacity",
             "avif+capacity"} <= set(names("codec"))
     codec = build("codec", "webp+ldpc", budget=CBR)
-    assert codec.axes == ("mcs",) and codec.label == "WebP+LDPC"
+    assert codec.axes == ("mcs",) and codec.display_name == "WebP+LDPC"
     assert codec.sweep_values() == {"mcs": [m.name for m in MCS_TABLE]}
     assert build("codec", {"name": "jpeg+ldpc", "mcs": ["qpsk-1/2"]}, budget=CBR).sweep_values() == \
         {"mcs": ["qpsk-1/2"]}

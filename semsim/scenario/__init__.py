@@ -88,7 +88,7 @@ from .base import COMMON_KEYS, Point, Scenario, SweepScenario
 from .ber import BER_COLUMNS, BerScenario
 from .fields import (MAX_BATCH, MAX_BITS, MAX_CHANNEL_USES, MAX_NAME_CHARS, MAX_PATH_CHARS, MAX_SNR_POINTS,
                      check_budget_fits, expect, finite_ratio, parse_budget, parse_budgets, parse_snr, parse_snr_list,
-                     safe_name, spec_label, text)
+                     safe_name, spec_key, text)
 from .training import (DEFAULT_RECONSTRUCTION_DATA, DEFAULT_SEGMENTATION_DATA, DEFAULT_VALIDATION_DATA,
                        INIT_CHOICES, OPTIMIZER_DEFAULTS, PRECISIONS, SCHEDULES, TrainScenario, TrainSettings,
                        build_train_codec, train_cache)
@@ -156,4 +156,4 @@ __all__ = [
     "OPTIMIZER_DEFAULTS", "PRECISIONS", "SCHEDULES", "BerScenario", "Point", "Scenario", "SweepScenario",
     "TrainScenario", "TrainSettings", "TransmissionScenario", "build_train_codec", "check_budget_fits",
     "finite_ratio", "load_scenario", "parse_budget", "parse_budgets", "parse_snr", "parse_snr_list", "parse_yaml",
-    "read_yaml", "safe_name", "spec_label", "train_cache"]
+    "read_yaml", "safe_name", "spec_key", "train_cache"]

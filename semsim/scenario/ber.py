@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from ..config import derive_seed
 from ..errors import ConfigError, choices
 from .base import COMMON_KEYS, Point, SweepScenario
-from .fields import MAX_BITS, as_list, expect, finite, finite_ratio, parse_channels, parse_snr_list, spec_label
+from .fields import MAX_BITS, as_list, expect, finite, finite_ratio, parse_channels, parse_snr_list, spec_key
 
 #: the columns of a BER results CSV
 BER_COLUMNS = ("scenario", "channel", "modulation", "code_rate", "snr_db", "ebno_db", "bits", "bit_errors",
@@ -75,7 +75,7 @@ class BerScenario(SweepScenario):
             for mod in self.modulations:
                 for rate in self.code_rates:
                     for snr in self.snr_db:
-                        key = f"{spec_label(ch)}|{mod}|{rate}|snr={snr:g}"
+                        key = f"{spec_key(ch)}|{mod}|{rate}|snr={snr:g}"
                         pts.append(Point(len(pts), key, derive_seed(self.seed, key), channel=c, snr_db=snr,
                                          axes=(("modulation", mod), ("code_rate", rate))))
         return pts
@@ -94,7 +94,7 @@ class BerScenario(SweepScenario):
         row = simulate_ber(runner.channel(pt.channel), mcs, pt.snr_db, min_errors=self.min_errors,
                            max_bits=self.max_bits, codeword_length=self.codeword_length,
                            num_bp_iter=self.num_bp_iter, seed=pt.seed)
-        row.update(scenario=self.name, channel=spec_label(self.channels[pt.channel]), seed=pt.seed,
+        row.update(scenario=self.name, channel=spec_key(self.channels[pt.channel]), seed=pt.seed,
                    point=pt.id, modulation=axes["modulation"], code_rate=axes["code_rate"])
         return [row]
 

@@ -1,6 +1,6 @@
 """The checks every scenario kind (and ``semsim transmit``) applies to its values: types, finite
 numbers, SNRs (:func:`parse_snr`, :func:`parse_snr_list`), budgets (:func:`parse_budget`, and
-:func:`check_budget_fits` for a codec at a budget), specs and their labels (:func:`spec_label`).
+:func:`check_budget_fits` for a codec at a budget), specs and their labels (:func:`spec_key`).
 Every problem is a one-line :class:`~semsim.errors.ConfigError` naming the key."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ MAX_SNR_POINTS = 1000
 MAX_NAME_CHARS, MAX_PATH_CHARS = 200, 4096
 
 
-def spec_label(spec: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+def spec_key(spec: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     """``{"name": "rayleigh", "block_length": 8}`` → ``"rayleigh(block_length=8)"``."""
     opts = {k: v for k, v in spec.items() if k != "name" and k not in skip}
     if not opts:
@@ -111,7 +111,7 @@ def parse_channels(raw: dict[str, Any]) -> list[dict[str, Any]]:
     specs = [parse_spec(c, "channel", "channels") for c in as_list(raw.get("channels"), "channels")]
     for s in specs:
         registry.build("channel", s)  # checks options and their values
-    refuse_repeats([spec_label(s) for s in specs], "channels")
+    refuse_repeats([spec_key(s) for s in specs], "channels")
     return specs
 
 
@@ -198,7 +198,7 @@ def parse_budget(value: Any, what: str = "budget", number_is_cbr: bool = False) 
 def parse_budgets(value: Any) -> list[Budget]:
     """A scenario's ``budget``: one :func:`parse_budget` mapping or a list of them, none repeated."""
     out = [parse_budget(b) for b in as_list(value, "budget")]
-    refuse_repeats([b.label for b in out], "budget")
+    refuse_repeats([b.key for b in out], "budget")
     return out
 
 
@@ -212,5 +212,5 @@ def check_budget_fits(codec, budget: Budget, height: int, width: int, image: str
     """
     need, cap = codec.min_channel_uses(height, width), budget.channel_uses(height, width)
     if cap < 1 or need > cap:
-        raise ConfigError(f"budget {budget.label} (cap {cap} channel uses for {image}) is below what method "
+        raise ConfigError(f"budget {budget.key} (cap {cap} channel uses for {image}) is below what method "
                           f"{method} needs ({max(need, 1)}); {remedy}")

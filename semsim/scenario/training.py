@@ -13,7 +13,7 @@ from ..errors import ConfigError, choices
 from ..metrics import LabelSpace
 from .base import COMMON_KEYS, Point, Scenario
 from .fields import (MAX_BATCH, as_list, check_budget_fits, expect, finite, mapping, parse_budgets, parse_snr,
-                     parse_spec, positive_int, safe_name, spec_label)
+                     parse_spec, positive_int, safe_name, spec_key)
 
 #: AdamW settings of the paper, plus a linear warm-up and gradient-norm clipping (a small conv JSCC
 #: at lr 1e-3 showed loss spikes and collapsed without them)
@@ -190,7 +190,7 @@ def _is_kodak(spec: dict[str, Any], dataset: Any) -> bool:
 
 
 def _kodak_error(spec: dict[str, Any], role: str) -> ConfigError:
-    return ConfigError(f"Kodak is for evaluation only: {spec_label(spec)} cannot be {role} data; "
+    return ConfigError(f"Kodak is for evaluation only: {spec_key(spec)} cannot be {role} data; "
                        f"use bsds500, camvid, voc, builtin, procedural or a folder of other photos")
 
 
@@ -223,10 +223,10 @@ def _classes(built: list[tuple[dict[str, Any], Any]], what: str) -> tuple[int, i
     """The one (num_classes, ignore_index) of labelled datasets; ConfigError if absent or mixed."""
     for s, ds in built:
         if getattr(ds, "num_classes", None) is None:
-            raise ConfigError(f"{what} dataset {spec_label(s)} has no labels; use camvid, voc or procedural")
+            raise ConfigError(f"{what} dataset {spec_key(s)} has no labels; use camvid, voc or procedural")
     found = {(ds.num_classes, ds.ignore_index) for _, ds in built}
     if len(found) > 1:
-        each = "; ".join(f"{spec_label(s)}: num_classes={ds.num_classes}, ignore_index={ds.ignore_index}"
+        each = "; ".join(f"{spec_key(s)}: num_classes={ds.num_classes}, ignore_index={ds.ignore_index}"
                          for s, ds in built)
         raise ConfigError(f"{what} datasets disagree on their classes ({each}); use datasets of one label space")
     return found.pop()
@@ -243,7 +243,7 @@ def build_train_codec(spec: dict[str, Any], budget: Budget, settings: TrainSetti
             continue
         if key in spec:
             if spec[key] != value:
-                raise ConfigError(f"method {spec_label(spec)} sets {key}={spec[key]!r} but the segmentation "
+                raise ConfigError(f"method {spec_key(spec)} sets {key}={spec[key]!r} but the segmentation "
                                   f"data has {key}={value!r}; drop the option (it is taken from the data)")
             continue
         extra[key] = value
@@ -307,7 +307,7 @@ class TrainScenario(Scenario):
 
     def points(self) -> list[Point]:
         """One point per method, whose seed fixes that method's initial weights."""
-        return [Point(m, f"train|{spec_label(s)}", derive_seed(self.seed, "train", spec_label(s)), method=m)
+        return [Point(m, f"train|{spec_key(s)}", derive_seed(self.seed, "train", spec_key(s)), method=m)
                 for m, s in enumerate(self.methods)]
 
     def parse(self, raw: dict[str, Any], check_classes: bool = True) -> None:
@@ -346,7 +346,7 @@ class TrainScenario(Scenario):
         labels = [_check_method(s, self.budgets[0], st, seg, vbuilt) for s in self.methods]
         names = [safe_name(label) for label in labels]
         if len(set(names)) < len(names):
-            names = [safe_name(spec_label(s)) for s in self.methods]
+            names = [safe_name(spec_key(s)) for s in self.methods]
         if len(set(names)) < len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise ConfigError(f"method(s) {choices(dup)} listed twice; each method is trained once")
@@ -387,9 +387,9 @@ def _check_method(s: dict[str, Any], budget: Budget, st: TrainSettings, seg: lis
     codec = build_train_codec(s, budget, st)
     tasks = tuple(codec.tasks)
     if not tasks or any(not isinstance(t, Task) for t in tasks):
-        raise ConfigError(f"method {spec_label(s)}: tasks must be a non-empty tuple of Task, got {tasks!r}")
+        raise ConfigError(f"method {spec_key(s)}: tasks must be a non-empty tuple of Task, got {tasks!r}")
     if not any(p.requires_grad for p in codec.parameters()):
-        raise ConfigError(f"method {spec_label(s)} has no trainable parameters")
+        raise ConfigError(f"method {spec_key(s)} has no trainable parameters")
     own = st.method_settings(s["name"])
     codec.configure_training(**own["options"])
     unknown = sorted(set(own["loss_weights"]) - {t.value for t in tasks})
@@ -398,14 +398,14 @@ def _check_method(s: dict[str, Any], budget: Budget, st: TrainSettings, seg: lis
                           f"does not train; its tasks: {choices([t.value for t in tasks])}")
     if Task.SEGMENTATION in tasks:
         if not seg:
-            raise ConfigError(f"method {spec_label(s)} trains segmentation but no segmentation data exists; "
+            raise ConfigError(f"method {spec_key(s)} trains segmentation but no segmentation data exists; "
                               f"give data.segmentation (camvid, voc or procedural)")
         vspec, vds = vbuilt[Task.SEGMENTATION.value]
         vclasses = _classes([(vspec, vds)], "validation")
         if vclasses != (st.num_classes, st.ignore_index):
-            raise ConfigError(f"validation data {spec_label(vspec)} has num_classes, ignore_index = {vclasses}, "
+            raise ConfigError(f"validation data {spec_key(vspec)} has num_classes, ignore_index = {vclasses}, "
                               f"the segmentation training data {(st.num_classes, st.ignore_index)}")
     sizes = {(st.crop, st.crop)} | {hw for _, vds in vbuilt.values() for hw in image_sizes(vds)}
     for h, w in sorted(sizes):
-        check_budget_fits(codec, budget, h, w, f"a {h}x{w} image", spec_label(s), "raise the budget or the crop")
-    return str(codec.label)
+        check_budget_fits(codec, budget, h, w, f"a {h}x{w} image", spec_key(s), "raise the budget or the crop")
+    return str(codec.display_name)

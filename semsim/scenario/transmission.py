@@ -12,7 +12,7 @@ from ..errors import ConfigError, choices
 from ..evaluate import COLUMNS
 from .base import COMMON_KEYS, Point, SweepScenario
 from .fields import (MAX_BATCH, as_list, check_budget_fits, parse_budgets, parse_channels, parse_snr_list,
-                     positive_int, refuse_repeats, parse_spec, spec_label)
+                     positive_int, refuse_repeats, parse_spec, spec_key)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class TransmissionScenario(SweepScenario):
             by_task = [(None, d) for d in as_list(data, "data")]
         self.data = [parse_spec(d, "dataset", "data") for _, d in by_task]
         self.data_tasks = [task for task, _ in by_task]
-        refuse_repeats([spec_label(d) + (f" under {t}" if t else "") for d, t in zip(self.data, self.data_tasks)],
+        refuse_repeats([spec_key(d) + (f" under {t}" if t else "") for d, t in zip(self.data, self.data_tasks)],
                        "data")
         datasets = [registry.build("dataset", d) for d in self.data]  # DataError for a missing folder
         self.methods = []
@@ -58,7 +58,7 @@ class TransmissionScenario(SweepScenario):
             s = parse_spec(m, "codec", "methods")
             registry.check_kwargs("codec", s["name"], {k: v for k, v in s.items() if k != "name"})
             self.methods.append(s)
-        refuse_repeats([spec_label(m) for m in self.methods], "methods")
+        refuse_repeats([spec_key(m) for m in self.methods], "methods")
         self._check_methods(datasets, check_classes)
 
     def _check_methods(self, datasets: list, check_classes: bool = True) -> None:
@@ -75,7 +75,7 @@ class TransmissionScenario(SweepScenario):
         self.method_tasks = [codec_at(0, m).task.value for m in range(len(self.methods))]
         for m, s in enumerate(self.methods):
             if not any(self.pairs(d, m) for d in range(len(self.data))):
-                raise ConfigError(f"method {spec_label(s)!r} does {self.method_tasks[m]} but the scenario's data "
+                raise ConfigError(f"method {spec_key(s)!r} does {self.method_tasks[m]} but the scenario's data "
                                   f"has no {self.method_tasks[m]} entry; add one under data")
         for d, (dspec, ds) in enumerate(zip(self.data, datasets)):
             sizes = image_sizes(ds)
@@ -88,7 +88,7 @@ class TransmissionScenario(SweepScenario):
                     if codec.axes:
                         s.update(codec.sweep_values())
                     for h, w in sizes:
-                        check_budget_fits(codec, budget, h, w, f"a {h}x{w} image of {spec_label(dspec)}",
+                        check_budget_fits(codec, budget, h, w, f"a {h}x{w} image of {spec_key(dspec)}",
                                           repr(s["name"]), "raise the budget or drop the method")
 
     def pairs(self, d: int, m: int) -> bool:
@@ -106,8 +106,8 @@ class TransmissionScenario(SweepScenario):
                             if not self.pairs(d, m):
                                 continue
                             for axes in _axes_product(method):
-                                key = "|".join([spec_label(data), budget.label, spec_label(ch), f"snr={snr:g}",
-                                                spec_label(method, skip=("mcs",))]
+                                key = "|".join([spec_key(data), budget.key, spec_key(ch), f"snr={snr:g}",
+                                                spec_key(method, skip=("mcs",))]
                                                + [f"{k}={v}" for k, v in axes])
                                 pts.append(Point(len(pts), key, derive_seed(self.seed, key), d, budget, c,
                                                  snr, m, axes))
@@ -134,9 +134,9 @@ class TransmissionScenario(SweepScenario):
         ds, channel = runner.dataset(pt.data), runner.channel(pt.channel)
         codec = runner.codec(pt)
         seed_everything(pt.seed)
-        base = {"scenario": self.name, "dataset": spec_label(self.data[pt.data]), "task": codec.task.value,
-                "method": codec.label, "weights": codec.weights, "train_channel": codec.train_channel,
-                "channel": spec_label(self.channels[pt.channel]), "snr_db": pt.snr_db, "budget": pt.budget.label,
+        base = {"scenario": self.name, "dataset": spec_key(self.data[pt.data]), "task": codec.task.value,
+                "method": codec.display_name, "weights": codec.weights, "train_channel": codec.train_channel,
+                "channel": spec_key(self.channels[pt.channel]), "snr_db": pt.snr_db, "budget": pt.budget.key,
                 "seed": pt.seed, "point": pt.id, **dict(pt.axes)}
         space = LabelSpace(ds.num_classes, ds.ignore_index) if getattr(ds, "num_classes", None) else None
         batches = (stack(b) for b in batches_by_size(runner.samples(pt.data), self.batch_size))
@@ -154,7 +154,7 @@ class TransmissionScenario(SweepScenario):
         for p in self.points():
             if p.data not in mpix:
                 mpix[p.data] = sum(h * w for h, w in image_sizes(registry.build("dataset", self.data[p.data]))) / 1e6
-            key = (p.method, p.budget.label)
+            key = (p.method, p.budget.key)
             if key not in cost:
                 cost[key] = registry.build("codec", self.methods[p.method], budget=p.budget).cost_s_per_mpixel
             out.append(cost[key] * mpix[p.data])
@@ -167,11 +167,11 @@ def _check_classes(codec, method: dict[str, Any], dspec: dict[str, Any], ds, che
         return
     if getattr(ds, "num_classes", None) is None:
         raise ConfigError(f"method {method['name']!r} does segmentation but dataset "
-                          f"{spec_label(dspec)} has no labels; use camvid, voc or procedural")
+                          f"{spec_key(dspec)} has no labels; use camvid, voc or procedural")
     classes = getattr(codec, "num_classes", None)
     if check_classes and classes is not None and classes != ds.num_classes:
         raise ConfigError(f"method {method['name']!r} predicts {classes} classes but dataset "
-                          f"{spec_label(dspec)} has {ds.num_classes}; use weights trained on "
+                          f"{spec_key(dspec)} has {ds.num_classes}; use weights trained on "
                           f"that dataset (or set num_classes: {ds.num_classes})")
 
 

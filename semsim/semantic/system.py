@@ -217,7 +217,7 @@ class SemanticCodec(LearnedCodec):
     :param meta: build on PyTorch's meta device (parameter counting only; nothing is allocated).
     """
 
-    label = "GenSC"
+    display_name = "GenSC"
     presets_file = PRESETS_FILE
     preset_type = SemanticPreset
     cost_s_per_mpixel = 2.0
@@ -234,7 +234,7 @@ class SemanticCodec(LearnedCodec):
                               f"got {sampling_steps!r}")
         self.sampling_steps = sampling_steps
         if sampling_steps != 1:
-            self.label = f"GenSC ({sampling_steps} steps)"
+            self.display_name = f"GenSC ({sampling_steps} steps)"
         from ..nn.diffusion import Diffusion
 
         self.diffusion = Diffusion(num_train_timesteps=self.arch.diffusion_steps)
