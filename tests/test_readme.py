@@ -127,3 +127,40 @@ def test_every_picture_and_scenario_the_readme_and_results_page_name_exists():
             assert (page.parent / ref).is_file(), f"{page.name} shows {ref}, which is missing"
     for name in set(re.findall(r"scenarios/([\w-]+\.yaml)", (REPO / "README.md").read_text())):
         assert (REPO / "scenarios" / name).is_file(), name
+
+
+def test_readme_metric_is_one_file(tmp_path):
+    """The README's metric, pasted into a copy of semsim/metrics.py and nowhere else, reaches the
+    CSV column and a plot of a `semsim run`."""
+    import shutil
+    import subprocess
+    import sys
+
+    text = (REPO / "README.md").read_text()
+    function = next(b for b in _readme_blocks("python") if b.startswith("def mae("))
+    row = re.search(r"`(Metric\(\"mae\".*?\),)`", text).group(1)
+    pkg = tmp_path / "src"
+    shutil.copytree(REPO / "semsim", pkg / "semsim", symlinks=True,
+                    ignore=shutil.ignore_patterns("pretrained", "baselines", "__pycache__"))
+    (pkg / "semsim" / "pretrained").symlink_to(REPO / "semsim" / "pretrained")
+    (pkg / "semsim" / "baselines").symlink_to(REPO / "baselines")
+    metrics = pkg / "semsim" / "metrics.py"
+    src = metrics.read_text()
+    anchor = "#: name → metric, in the CSV's column order"
+    psnr_row = re.search(r"\n( +)Metric\(\"psnr\".*?\n", src)
+    assert anchor in src and psnr_row
+    src = src.replace(anchor, function + "\n\n" + anchor)
+    src = src.replace(psnr_row.group(0), psnr_row.group(0) + psnr_row.group(1) + row + "\n")
+    metrics.write_text(src)
+    scenario = tmp_path / "mae.yaml"
+    scenario.write_text("name: mae\nseed: 0\ndata: {name: builtin, limit: 1, crop: 64}\nbudget: {cbr: 1/4}\n"
+                        "channels: [awgn]\nsnr_db: [0, 10]\nmethods: [jpeg+capacity]\n"
+                        f"output: {tmp_path / 'out'}\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(pkg)}
+    subprocess.run([sys.executable, "-m", "semsim", "run", str(scenario), "--quiet"], check=True, env=env,
+                   cwd=tmp_path, capture_output=True, text=True)
+    import csv
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
+    assert [float(r["mae"]) for r in rows] and all(0 <= float(r["mae"]) < 0.5 for r in rows)
+    assert list(rows[0]).index("mae") == list(rows[0]).index("psnr") + 1
+    assert any("mae" in p.name for p in (tmp_path / "out").rglob("*.png"))
