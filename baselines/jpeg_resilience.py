@@ -12,19 +12,23 @@ damaged, so the receiver does it here:
    intervals hidden in untrusted stretches from the markers' cyclic numbers; an interval that
    touches an untrusted byte is lost;
 3. :func:`rebuild` writes a valid stream: the intact intervals as received and, for each lost one,
-   filler MCUs (the cheapest codes of the stream's own Huffman tables), so Huffman decoding stays in
-   step and Pillow decodes every intact interval exactly;
-4. :func:`conceal` fills the lost intervals' pixels by linear interpolation between the nearest
-   intact pixels above and below (left and right where a whole column is lost).
+   the whole MCUs its trusted first bytes hold (found by Huffman-decoding them,
+   :func:`decodable_mcus`) then filler MCUs (the cheapest codes of the stream's own Huffman tables),
+   so Huffman decoding stays in step and Pillow decodes every intact MCU exactly;
+4. :func:`~baselines.concealment.conceal` fills the pixels of the MCUs not received intact by
+   linear interpolation between the nearest intact pixels above and below.
 
 libjpeg's chroma upsampling ("fancy" triangle filter) mixes chroma across the border of an MCU, so
-the one pixel row and column next to a lost interval is concealed as well (:func:`lost_mask`
-dilates by one pixel); every other pixel equals the clean decode.
+the one pixel row and column next to a lost MCU is concealed as well
+(:func:`~baselines.concealment.lost_mask` dilates by one pixel); every other pixel equals the clean
+decode.
 
 Example::
 
     >>> import io, numpy as np
     >>> from PIL import Image
+
+from .concealment import conceal, lost_mask
     >>> rng = np.random.default_rng(0)
     >>> img = np.clip(np.cumsum(rng.normal(0, 4, (64, 64, 3)), axis=0) + 128, 0, 255).astype(np.uint8)
     >>> buf = io.BytesIO(); Image.fromarray(img).save(buf, "JPEG", quality=80, restart_marker_rows=1)
@@ -48,6 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from .concealment import conceal, lost_mask
 
 #: Start-of-frame markers of Huffman-coded sequential JPEG (baseline and extended), which this
 #: module handles; progressive and arithmetic-coded streams are refused.
@@ -194,17 +200,25 @@ def restart_markers(data: bytes, start: int, stop: int) -> np.ndarray:
 
 def interval_spans(data: bytes, layout: JpegLayout, trusted: np.ndarray) -> list[tuple[int, int] | None]:
     """Byte range ``(start, stop)`` of each restart interval's entropy-coded data, or ``None`` where
-    the interval is lost (it touches an untrusted byte or cannot be located).
+    the interval is lost (see :func:`locate_intervals`)."""
+    return locate_intervals(data, layout, trusted)[0]
+
+
+def locate_intervals(data: bytes, layout: JpegLayout,
+                     trusted: np.ndarray) -> tuple[list[tuple[int, int] | None], dict[int, int]]:
+    """Where each restart interval's entropy-coded data lies in a received stream.
 
     The scan runs from ``layout.scan_start`` to the EOI marker that ends the stream (its length is
     known out of band). RST markers are believed only in trusted bytes. Between two believed
     markers, a stretch with untrusted bytes hides as many intervals as the markers' cyclic numbers
-    say (1 to 8). If the count does not come out right at the end (eight or more intervals lost in
-    one stretch, or an undetected error), only the intervals that can be counted from either end of
-    the scan up to the first untrusted stretch are kept.
+    say (1 to 8); all of them are lost, and the first one's start is known. If the count does not
+    come out right at the end (eight or more intervals lost in one stretch, or an undetected error),
+    only the intervals that can be counted from either end of the scan up to the first untrusted
+    stretch are kept.
 
     :input trusted: ``[len(data)]`` bool, the bytes that come from codewords whose parity checks hold.
-    :output: a list of ``layout.num_intervals`` entries.
+    :returns: per interval (``layout.num_intervals``) its byte range ``(start, stop)`` if intact,
+        else ``None``; and ``{index: start offset}`` of the lost intervals whose start is known.
     """
     start, stop, n = layout.scan_start, len(data) - 2, layout.num_intervals
     ok = np.asarray(trusted, dtype=bool)
@@ -214,34 +228,36 @@ def interval_spans(data: bytes, layout: JpegLayout, trusted: np.ndarray) -> list
     ends = [(p, data[p + 1] - 0xD0) for p in marks] + [(stop, None)]
     stretches = [(a, b, r, bool(ok[a:b].all())) for a, (b, r) in zip(bounds, ends)]
     spans: list[tuple[int, int] | None] = [None] * n
-    index, consistent = 0, True
+    starts: dict[int, int] = {}
+    index = 0
     for a, b, r, clean in stretches:
-        if r is None:
-            count = n - index
-        else:
-            count = (r - index) % 8 + 1
+        count = n - index if r is None else (r - index) % 8 + 1
         if count < 1 or (clean and count != 1):
-            consistent = False
             break
         if clean:
             spans[index] = (a, b)
+        else:
+            starts[index] = a
         index += count
-    if consistent and index == n:
-        return spans
+    else:
+        if index == n:
+            return spans, starts
     return _spans_from_both_ends(stretches, n)
 
 
-def _spans_from_both_ends(stretches, n: int) -> list[tuple[int, int] | None]:
+def _spans_from_both_ends(stretches, n: int) -> tuple[list[tuple[int, int] | None], dict[int, int]]:
     spans: list[tuple[int, int] | None] = [None] * n
+    starts: dict[int, int] = {}
     for i, (a, b, _, clean) in enumerate(stretches[:n]):
         if not clean:
+            starts[i] = a
             break
         spans[i] = (a, b)
     for j, (a, b, _, clean) in enumerate(reversed(stretches[-n:])):
         if not clean:
             break
         spans[n - 1 - j] = (a, b)
-    return spans
+    return spans, starts
 
 
 class _BitWriter:
@@ -264,14 +280,77 @@ class _BitWriter:
         return bytes(self.out)
 
 
-def filler_interval(layout: JpegLayout, num_mcus: int) -> bytes:
-    """Entropy-coded bytes of ``num_mcus`` MCUs that any decoder accepts: per block the shortest DC
-    code (extra bits alternating the sign, so DC stays bounded) and an end-of-block. The pixels do
-    not matter: :func:`conceal` replaces them.
+class _OutOfBits(Exception):
+    pass
+
+
+class _BitReader:
+    def __init__(self, segment: bytes):
+        self.bits = np.unpackbits(np.frombuffer(segment.replace(b"\xff\x00", b"\xff"), dtype=np.uint8)).tolist()
+        self.pos = 0
+
+    def take(self, n: int) -> int:
+        if self.pos + n > len(self.bits):
+            raise _OutOfBits
+        value = 0
+        for bit in self.bits[self.pos:self.pos + n]:
+            value = (value << 1) | bit
+        self.pos += n
+        return value
+
+    def symbol(self, table: dict[tuple[int, int], int]) -> int:
+        code = 0
+        for length in range(1, 17):
+            code = (code << 1) | self.take(1)
+            if (length, code) in table:
+                return table[(length, code)]
+        raise _OutOfBits  # no such code: the data is not what was sent
+
+
+def decodable_mcus(layout: JpegLayout, segment: bytes, max_mcus: int) -> tuple[int, list[int]]:
+    """How many whole MCUs the start of a restart interval holds, by Huffman-decoding it.
+
+    :param segment: the interval's first bytes (byte-stuffed, as in the stream), e.g. those before
+        its first untrusted byte.
+    :returns: the number of MCUs decoded completely, and their bits (unstuffed, 0/1).
+    """
+    reader = _BitReader(segment)
+    tables = [({(n, c): s for s, (c, n) in comp.dc.items()}, {(n, c): s for s, (c, n) in comp.ac.items()})
+              for comp in layout.components]
+    done, end = 0, 0
+    try:
+        for done in range(max_mcus + 1):
+            end = reader.pos
+            if done == max_mcus:
+                break
+            for comp, (dc, ac) in zip(layout.components, tables):
+                for _ in range(comp.blocks[0] * comp.blocks[1]):
+                    reader.take(reader.symbol(dc))
+                    k = 1
+                    while k < 64:
+                        run, size = divmod(reader.symbol(ac), 16)
+                        if size == 0 and run != 15:
+                            break  # end of block
+                        k += run + 1
+                        reader.take(size)
+                    if k > 64:
+                        raise _OutOfBits
+    except _OutOfBits:
+        pass
+    return done, reader.bits[:end]
+
+
+def filler_interval(layout: JpegLayout, num_mcus: int, prefix: list[int] = ()) -> bytes:
+    """Entropy-coded bytes of a restart interval that any decoder accepts: the bits ``prefix``
+    (whole MCUs received intact, unstuffed) then ``num_mcus`` filler MCUs, each block the shortest
+    DC code (extra bits alternating the sign, so DC stays bounded) and an end-of-block. The
+    filler's pixels do not matter: :func:`~baselines.concealment.conceal` replaces them.
 
     :raises JpegStructureError: an AC table without an end-of-block code.
     """
     w = _BitWriter()
+    for bit in prefix:
+        w.put(bit, 1)
     for comp_index, comp in enumerate(layout.components):
         if 0x00 not in comp.ac:
             raise JpegStructureError(f"component {comp_index}: AC table has no end-of-block code")
@@ -286,92 +365,53 @@ def filler_interval(layout: JpegLayout, num_mcus: int) -> bytes:
     return w.flush()
 
 
-def rebuild(data: bytes, layout: JpegLayout, spans: list[tuple[int, int] | None]) -> bytes:
-    """A decodable stream: the received header, each interval's received bytes where ``spans`` has
-    them and :func:`filler_interval` where it is ``None``, RST markers renumbered, then EOI."""
-    parts = [data[:layout.scan_start]]
+def rebuild(data: bytes, layout: JpegLayout, trusted: np.ndarray) -> tuple[bytes, list[int], np.ndarray]:
+    """A decodable stream from a received one: the header, each intact interval as received and,
+    for each lost one, the whole MCUs of its trusted first bytes (where its start is known) then
+    :func:`filler_interval`; RST markers renumbered, then EOI.
+
+    :input trusted: ``[len(data)]`` bool, bytes from codewords whose parity checks hold.
+    :returns: the stream, the lost intervals, and the ``[M]`` int64 indices (raster order) of the
+        MCUs that were not received intact.
+    """
+    spans, starts = locate_intervals(data, layout, trusted)
+    parts, lost, lost_mcus = [data[:layout.scan_start]], [], []
     for i, span in enumerate(spans):
         if i:
             parts.append(bytes([0xFF, 0xD0 + (i - 1) % 8]))
-        parts.append(data[span[0]:span[1]] if span else filler_interval(layout, len(layout.interval_mcus(i))))
+        if span is not None:
+            parts.append(data[span[0]:span[1]])
+            continue
+        mcus = layout.interval_mcus(i)
+        kept, prefix = 0, []
+        if i in starts:
+            a = starts[i]
+            first_bad = a + int(np.argmin(trusted[a:])) if not trusted[a:].all() else len(data) - 2
+            kept, prefix = decodable_mcus(layout, data[a:first_bad], len(mcus))
+        parts.append(filler_interval(layout, len(mcus) - kept, prefix))
+        lost.append(i)
+        lost_mcus.extend(mcus[kept:])
     parts.append(b"\xff\xd9")
-    return b"".join(parts)
-
-
-def lost_mask(layout: JpegLayout, lost: list[int], margin: int = 1) -> np.ndarray:
-    """``[H, W]`` bool: the pixels of the ``lost`` intervals' MCUs, dilated by ``margin`` pixels
-    (chroma upsampling reaches one pixel across an MCU border)."""
-    (h, w), (mh, mw) = layout.size, layout.mcu_size
-    cols = layout.mcu_grid[1]
-    mcu_lost = np.zeros(layout.mcu_grid, dtype=bool)
-    for i in lost:
-        idx = np.asarray(layout.interval_mcus(i))
-        mcu_lost[idx // cols, idx % cols] = True
-    mask = mcu_lost.repeat(mh, 0).repeat(mw, 1)
-    if margin:
-        padded = np.pad(mask, margin)
-        for dy in range(-margin, margin + 1):
-            for dx in range(-margin, margin + 1):
-                mask = mask | padded[margin + dy:margin + dy + mask.shape[0], margin + dx:margin + dx + mask.shape[1]]
-    return mask[:h, :w]
-
-
-def _interpolate(values: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Linear interpolation along axis 0 between the nearest known entries before and after.
-    ``values`` ``[H, W, C]`` float32, ``known`` ``[H, W]`` bool → filled values, and which
-    entries have a known entry on at least one side."""
-    h = known.shape[0]
-    rows = np.broadcast_to(np.arange(h)[:, None], known.shape)
-    above = np.maximum.accumulate(np.where(known, rows, -1), axis=0)
-    below = np.minimum.accumulate(np.where(known, rows, h)[::-1], axis=0)[::-1]
-    cols = np.broadcast_to(np.arange(known.shape[1])[None, :], known.shape)
-    va = values[above.clip(0, h - 1), cols]
-    vb = values[below.clip(0, h - 1), cols]
-    has_a, has_b = above >= 0, below < h
-    t = np.where(has_a & has_b, (rows - above) / np.maximum(below - above, 1), np.where(has_a, 0.0, 1.0))
-    filled = va + t[..., None] * (vb - va)
-    return np.where(known[..., None], values, filled), has_a | has_b
-
-
-def conceal(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Fill the ``mask``ed pixels of a ``[H, W, 3]`` uint8 image by vertical linear interpolation
-    between the nearest unmasked pixels above and below, horizontal where a whole column is masked,
-    mid-grey where everything is. Unmasked pixels are returned unchanged."""
-    if not mask.any():
-        return image
-    values = image.astype(np.float32)
-    filled, reached = _interpolate(values, ~mask)
-    if not reached.all():
-        across, reached_h = _interpolate(filled.transpose(1, 0, 2), reached.T)
-        filled = np.where(reached[..., None], filled, across.transpose(1, 0, 2))
-        filled[~(reached | reached_h.T)] = 128.0
-    return np.where(mask[..., None], np.rint(filled).clip(0, 255), values).astype(np.uint8)
-
-
-def trusted_bytes(codeword_ok: np.ndarray, k: int, num_bytes: int) -> np.ndarray:
-    """``[C]`` bool per codeword (parity checks hold) → ``[num_bytes]`` bool per byte of the
-    bitstream carried as the first ``8 num_bytes`` information bits of ``C`` codewords of ``k`` bits:
-    a byte is trusted only if every codeword it touches is."""
-    bit_ok = np.repeat(np.asarray(codeword_ok, dtype=bool), k)[:8 * num_bytes]
-    return bit_ok.reshape(num_bytes, 8).all(axis=1)
+    return b"".join(parts), lost, np.asarray(lost_mcus, dtype=np.int64)
 
 
 def decode_concealed(data: bytes, trusted: np.ndarray,
-                     size: tuple[int, int]) -> tuple[np.ndarray, list[int]]:
-    """Received JPEG with restart markers → ``([H, W, 3]`` uint8 image, lost interval indices).
+                     size: tuple[int, int]) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Received JPEG with restart markers → ``[H, W, 3]`` uint8 image, the lost intervals and the
+    ``[M]`` MCUs concealed (:func:`rebuild`, Pillow, :func:`~baselines.concealment.conceal`).
 
     :input trusted: ``[len(data)]`` bool, bytes from codewords whose parity checks hold.
-    :raises JpegStructureError: the header is untrusted or unusable, or Pillow refuses the rebuilt
-        stream.
+    :raises JpegStructureError: the header is untrusted or unusable, every MCU is lost, or Pillow
+        refuses the rebuilt stream.
     """
     layout = parse_jpeg(data)
     if not trusted[:layout.scan_start].all():
         raise JpegStructureError("the header lies in a failed codeword")
     if layout.size != tuple(size):
         raise JpegStructureError(f"header size {layout.size} != {tuple(size)}")
-    spans = interval_spans(data, layout, trusted)
-    lost = [i for i, s in enumerate(spans) if s is None]
-    stream = rebuild(data, layout, spans) if lost else data
+    stream, lost, lost_mcus = rebuild(data, layout, trusted) if not trusted.all() else (data, [], np.zeros(0, int))
+    if len(lost_mcus) == layout.num_mcus:
+        raise JpegStructureError("every MCU is lost")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -380,4 +420,6 @@ def decode_concealed(data: bytes, trusted: np.ndarray,
             out = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except Exception as e:  # Pillow raises OSError, SyntaxError, … on a bad stream
         raise JpegStructureError(f"rebuilt stream does not decode: {e}") from None
-    return (conceal(out, lost_mask(layout, lost)) if lost else out), lost
+    if len(lost_mcus):
+        out = conceal(out, lost_mask(layout, lost_mcus))
+    return out, lost, lost_mcus

@@ -60,7 +60,8 @@ from semsim.errors import ConfigError, choices
 from semsim.metrics import block_errors
 from semsim.registry import register
 
-from .jpeg_resilience import JpegStructureError, decode_concealed, trusted_bytes
+from .concealment import trusted_bytes
+from .jpeg_resilience import JpegStructureError, decode_concealed
 from .source_coding import (MIN_SIDE, SCALES, SOURCE_CODERS, SOURCE_LABELS, FitCache, SourceCoder, SourceDecodeError,
                             check_scaling, from_uint8, scaled_size, source_coder, to_uint8, upscale)
 

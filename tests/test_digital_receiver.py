@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from semsim.baselines import jpeg_resilience, source_coding
-from semsim.baselines.jpeg_resilience import (decode_concealed, interval_spans, lost_mask, parse_jpeg,
-                                              trusted_bytes)
+from semsim.baselines import concealment, jpeg_resilience, source_coding
+from semsim.baselines.concealment import lost_mask, trusted_bytes
+from semsim.baselines.jpeg_resilience import decode_concealed, decodable_mcus, interval_spans, parse_jpeg
 from semsim.baselines.source_coding import fit_scaled, from_uint8, source_coder, to_uint8
 from semsim.channels import build_channel
 from semsim.codec import Budget
@@ -59,14 +59,23 @@ def test_lost_interval_is_concealed_and_the_rest_is_exact(photo):
     assert layout.restart_interval == 384 // 16 and layout.num_intervals == 256 // 16
     spans = interval_spans(data, layout, np.ones(len(data), bool))
     a, b = spans[7]
-    bad, trusted = _damage(data, a + 10, b - 10)
-    out, lost = decode_concealed(bad, trusted, (256, 384))
+    bad, trusted = _damage(data, a + 60, b - 10)
+    out, lost, lost_mcus = decode_concealed(bad, trusted, (256, 384))
     assert lost == [7]
-    mask = lost_mask(layout, lost)
-    assert mask[7 * 16:8 * 16].all() and mask.sum() == 384 * (16 + 2)  # the MCU row and one pixel each side
+    # The MCUs wholly inside the 60 trusted bytes at the interval's start are kept.
+    kept = decodable_mcus(layout, data[a:a + 60], 24)[0]
+    assert 0 < kept < 24 and lost_mcus.tolist() == list(layout.interval_mcus(7))[kept:]
+    mask = lost_mask(layout, lost_mcus)
+    assert mask[7 * 16:8 * 16, 16 * kept:].all() and not mask[7 * 16 + 1:8 * 16 - 1, :16 * kept - 1].any()
     np.testing.assert_array_equal(out[~mask], clean[~mask])
     grey = np.full_like(photo, 128)
     assert _psnr(out, photo) > _psnr(clean, photo) - 4 > _psnr(grey, photo) + 10
+    # The whole interval untrusted: the MCU row and one pixel on each side are concealed.
+    bad, trusted = _damage(data, a, b)
+    out, lost, lost_mcus = decode_concealed(bad, trusted, (256, 384))
+    mask = lost_mask(layout, lost_mcus)
+    assert lost == [7] and mask.sum() == 384 * (16 + 2)
+    np.testing.assert_array_equal(out[~mask], clean[~mask])
     # The same damage without restart markers: Pillow never resynchronises.
     plain = _jpeg(photo)
     start = len(plain) * (a + 10) // len(data)
@@ -76,6 +85,15 @@ def test_lost_interval_is_concealed_and_the_rest_is_exact(photo):
     except OSError:
         garbage = grey
     assert _psnr(out, photo) > _psnr(garbage, photo) + 5
+
+
+def test_decodable_mcus_counts_whole_mcus(photo):
+    data = _jpeg(photo, restart_marker_rows=1)
+    layout = parse_jpeg(data)
+    a, b = interval_spans(data, layout, np.ones(len(data), bool))[3]
+    assert decodable_mcus(layout, data[a:b], 24)[0] == 24
+    counts = [decodable_mcus(layout, data[a:a + n], 24)[0] for n in range(0, b - a, 7)]
+    assert counts == sorted(counts) and counts[0] == 0 and counts[-1] < 24
 
 
 def test_untrusted_markers_are_counted_from_their_numbers(photo):
@@ -127,7 +145,7 @@ def test_receiver_drops_exactly_the_intervals_of_failed_codewords(photo):
     # Expected: an interval is lost when its bytes or the RST markers around it touch a failed codeword.
     spans = interval_spans(sent, parse_jpeg(sent), np.ones(len(sent), bool))
     expected = [i for i, (a, b) in enumerate(spans) if not trusted[max(a - 2, 0):b + 2].all()]
-    out, lost = decode_concealed(data, trusted, (256, 384))
+    out, lost, _ = decode_concealed(data, trusted, (256, 384))
     assert lost == expected and 2 <= len(lost) <= 6
     received = codec.source_decode(packet, data, ok.numpy())
     np.testing.assert_array_equal(received, out)
@@ -202,7 +220,7 @@ def test_unchanged_without_options(photo):
     assert packet.quality == q and packet.scale == 1.0 and packet.num_bits == 8 * len(data)
 
 
-@pytest.mark.parametrize("module", [jpeg_resilience, source_coding])
+@pytest.mark.parametrize("module", [jpeg_resilience, concealment, source_coding])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
