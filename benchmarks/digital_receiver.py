@@ -13,8 +13,8 @@ Three parts:
 - ``bler``: 16QAM-1/2 LDPC BLER over TDL-A with ``fading: per_slot`` and ``continuous``
   (``kind: ber``, 16 codewords per frame).
 
-``fig7`` and ``bler`` are ordinary scenarios run by :func:`semsim.runner.run` under ``--out``
-(resumable: a rerun reads the finished points back).
+``fig7`` and ``bler`` are ordinary scenarios run by :func:`semsim.runner.run` under ``--out``;
+``kodak`` keeps its rows in ``--out``/kodak/rows-N.json. A rerun reads finished points back.
 
 Usage::
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -88,10 +89,17 @@ def kodak_rows(args) -> list[dict]:
     method = sc.methods[0]
     codecs = {name: build("codec", {**method, **options}, budget=sc.budgets[0]).with_axes(mcs=method["mcs"][0])
               for name, options, _ in KODAK_VARIANTS}
+    cache = args.out / "kodak" / f"rows-{len(samples)}.json"
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
     rows = []
     for ch_spec in sc.channels:
         channel = build("channel", ch_spec)
         for snr in sc.snr_db:
+            key = f"{spec_label(ch_spec)}|{snr:g}"
+            if key in done:  # a rerun reads finished (channel, SNR) cells back
+                rows += done[key]
+                continue
+            cell = []
             for sample in samples:
                 seed = derive_seed(sc.seed, spec_label(ch_spec), snr, sample.id)
                 for name, codec in codecs.items():
@@ -99,9 +107,13 @@ def kodak_rows(args) -> list[dict]:
                     image = sample.image.unsqueeze(0)
                     with torch.no_grad():
                         tr = codec.transmit(image, channel, snr)
-                    rows.append({"channel": spec_label(ch_spec), "snr_db": snr, "image": sample.id, "variant": name,
+                    cell.append({"channel": spec_label(ch_spec), "snr_db": snr, "image": sample.id, "variant": name,
                                  "psnr": float(psnr(image, tr.output)[0]), "failed": tr.failed[0],
                                  **{k: v[0] for k, v in tr.extra.items()}})
+            rows += cell
+            done[key] = cell
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(done))
     return rows
 
 
@@ -169,8 +181,8 @@ def bler(args) -> list[str]:
                "modulations": ["16qam"], "code_rates": ["1/2"], "min_errors": args.bler_min_errors,
                "max_bits": args.bler_max_bits}
         results[fading] = _run(raw, args.out / "bler" / fading, args.device)
-    lines = ["16QAM-1/2 LDPC (n = 1944) over TDL-A (100 ns, 3 m/s, 3.5 GHz, 20 MHz NR grid, LS "
-             "estimation), `kind: ber`, 16 codewords per frame. Per cell: BLER (block errors / blocks).", "",
+    lines = ["16QAM-1/2 LDPC (n = 1944) over TDL-A (100 ns, 3 m/s, 3.5 GHz, 20 MHz NR grid, perfect CSI: the "
+             "defaults), `kind: ber`, 16 codewords per frame. Per cell: BLER (block errors / blocks).", "",
              "| fading | " + " | ".join(f"{s:g} dB" for s in args.bler_snr) + " |",
              "|---|" + "---|" * len(args.bler_snr)]
     for fading, rows in results.items():

@@ -224,3 +224,16 @@ def test_unchanged_without_options(photo):
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_report_splices_the_digital_receiver_section(tmp_path):
+    from semsim.report import report
+
+    results, page = tmp_path / "results", tmp_path / "docs" / "results.md"
+    results.mkdir()
+    section = "## The digital receiver: restart markers\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    (results / "digital_receiver.md").write_text(section)
+    text = report(results, page).read_text()
+    assert "| 1 | 2 |" in text and text.index("## The digital receiver") < text.index("## Timings")
+    (results / "digital_receiver.md").unlink()  # measured by hand: a regeneration keeps it
+    assert "| 1 | 2 |" in report(results, page).read_text()
