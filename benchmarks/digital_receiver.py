@@ -3,11 +3,12 @@
 Three parts:
 
 - ``kodak``: ``scenarios/digital_receiver.yaml`` (Kodak, CBR 1/16, JPEG + LDPC 16QAM-1/2 over AWGN,
-  Rayleigh and TDL-A at 6–18 dB) with the plain receiver, with restart markers every MCU row that
+  Rayleigh and TDL-A at 7–18 dB) with the plain receiver, with restart markers every MCU row that
   Pillow resynchronises on by itself (``conceal: false``), and with restart markers plus the
   concealing receiver: mean PSNR, images shown grey, images with a failed codeword, failed
-  codewords. Paired: every variant is sent with the same seed per (channel, SNR, image), so the
-  columns differ by the receiver, not by the channel draw (a runner sweep seeds each method apart);
+  codewords (parity failures: a codeword whose parity bits alone are wrong counts too). Paired:
+  every variant is sent with the same seed per (channel, SNR, image), so the columns differ by the
+  receiver, not by the channel draw (a runner sweep seeds each method apart);
 - ``fig7``: ``scenarios/fig7.yaml`` for JPEG+LDPC+FCN 16QAM-1/2 over AWGN with ``scaling`` ``off``
   (the former receiver), ``fallback`` (the default) and ``best``: mIoU and how many images were sent;
 - ``bler``: 16QAM-1/2 LDPC BLER over TDL-A with ``fading: per_slot`` and ``continuous``

@@ -160,12 +160,12 @@ def test_codec_counts_failed_codewords_and_conceals(photo):
     t = marked.transmit(image, channel, 30.0)
     assert t.extra["codewords_failed"] == [0] and t.extra["scale"] == [1.0] and not t.failed[0]
     assert t.extra["quality"][0] <= plain.transmit(image, channel, 30.0).extra["quality"][0]
-    # Near the cliff some codewords fail: the count matches the block errors, and the concealed
-    # image beats grey.
+    # Near the cliff some codewords fail: every block error fails its parity checks (a codeword
+    # whose parity bits alone are wrong fails them too), and the concealed image beats grey.
     torch.manual_seed(3)
     t = marked.transmit(image, channel, 7.6)
     n_cw = math.ceil(t.bits[0] / marked.link().k)
-    assert t.extra["codewords_failed"][0] == round(t.extra["bler"][0] * n_cw)
+    assert t.extra["codewords_failed"][0] >= round(t.extra["bler"][0] * n_cw)
     if 0 < t.extra["codewords_failed"][0] < n_cw // 2 and not t.failed[0]:
         assert float(psnr(image, t.output)) > 20
 
