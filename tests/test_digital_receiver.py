@@ -237,3 +237,19 @@ def test_report_splices_the_digital_receiver_section(tmp_path):
     assert "| 1 | 2 |" in text and text.index("## The digital receiver") < text.index("## Timings")
     (results / "digital_receiver.md").unlink()  # measured by hand: a regeneration keeps it
     assert "| 1 | 2 |" in report(results, page).read_text()
+
+
+def test_benchmark_prints_the_bler_table(tmp_path, capsys):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("digital_receiver", REPO / "benchmarks" / "digital_receiver.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    md = tmp_path / "section.md"
+    assert bench.main(["--parts", "bler", "--bler-snr", "20", "--bler-max-bits", "1000", "--bler-min-errors", "1",
+                       "--device", "cpu", "--out", str(tmp_path / "out"), "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert "| per_slot |" in out and "| continuous |" in out
+    assert md.read_text().startswith("## The digital receiver")
