@@ -15,7 +15,7 @@ Three parts:
   (``kind: ber``, 16 codewords per frame).
 
 ``fig7`` and ``bler`` are ordinary scenarios run by :func:`semsim.runner.run` under ``--out``;
-``kodak`` keeps its rows in ``--out``/kodak/rows-N.json. A rerun reads finished points back.
+``kodak`` keeps its rows in ``--out``/kodak/rows.json. A rerun reads finished points back.
 
 Usage::
 
@@ -71,11 +71,8 @@ def kodak_rows(args) -> list[dict]:
     """Every (channel, SNR, image) of ``scenarios/digital_receiver.yaml`` sent with each variant
     under the same seed (paired: RST and RST+conceal send the same stream through the same channel
     draw; plain's stream is 2 bytes per interval shorter)."""
-    import torch
-
-    from semsim.config import derive_seed, seed_everything, set_device
+    from semsim.config import derive_seed, set_device
     from semsim.data import build_dataset
-    from semsim.metrics import psnr
     from semsim.registry import build
     from semsim.scenario import load_scenario, spec_label
 
@@ -90,32 +87,38 @@ def kodak_rows(args) -> list[dict]:
     method = sc.methods[0]
     codecs = {name: build("codec", {**method, **options}, budget=sc.budgets[0]).with_axes(mcs=method["mcs"][0])
               for name, options, _ in KODAK_VARIANTS}
-    cache = args.out / "kodak" / f"rows-{len(samples)}.json"
+    cache = args.out / "kodak" / "rows.json"
     done = json.loads(cache.read_text()) if cache.is_file() else {}
     rows = []
     for ch_spec in sc.channels:
         channel = build("channel", ch_spec)
         for snr in sc.snr_db:
-            key = f"{spec_label(ch_spec)}|{snr:g}"
-            if key in done:  # a rerun reads finished (channel, SNR) cells back
-                rows += done[key]
-                continue
-            cell = []
             for sample in samples:
-                seed = derive_seed(sc.seed, spec_label(ch_spec), snr, sample.id)
-                for name, codec in codecs.items():
-                    seed_everything(seed)
-                    image = sample.image.unsqueeze(0)
-                    with torch.no_grad():
-                        tr = codec.transmit(image, channel, snr)
-                    cell.append({"channel": spec_label(ch_spec), "snr_db": snr, "image": sample.id, "variant": name,
-                                 "psnr": float(psnr(image, tr.output)[0]), "failed": tr.failed[0],
-                                 **{k: v[0] for k, v in tr.extra.items()}})
-            rows += cell
-            done[key] = cell
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(done))
+                key = f"{spec_label(ch_spec)}|{snr:g}|{sample.id}"
+                if key not in done:  # a rerun reads finished (channel, SNR, image) cells back
+                    done[key] = _kodak_cell(codecs, channel, snr, sample,
+                                            derive_seed(sc.seed, spec_label(ch_spec), snr, sample.id))
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    cache.write_text(json.dumps(done))
+                rows += [{"channel": spec_label(ch_spec), "snr_db": snr, "image": sample.id, **r} for r in done[key]]
     return rows
+
+
+def _kodak_cell(codecs: dict, channel, snr: float, sample, seed: int) -> list[dict]:
+    import torch
+
+    from semsim.config import seed_everything
+    from semsim.metrics import psnr
+
+    out = []
+    image = sample.image.unsqueeze(0)
+    for name, codec in codecs.items():
+        seed_everything(seed)
+        with torch.no_grad():
+            tr = codec.transmit(image, channel, snr)
+        out.append({"variant": name, "psnr": float(psnr(image, tr.output)[0]), "failed": tr.failed[0],
+                    **{k: v[0] for k, v in tr.extra.items()}})
+    return out
 
 
 def kodak(args) -> list[str]:
