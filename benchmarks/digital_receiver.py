@@ -1,6 +1,6 @@
 """The digital receiver's options measured (issue 14 section 4), as markdown tables.
 
-Three parts:
+Four parts:
 
 - ``kodak``: ``scenarios/digital_receiver.yaml`` (Kodak, CBR 1/16, JPEG + LDPC 16QAM-1/2 over AWGN,
   Rayleigh and TDL-A at 7–18 dB) with the plain receiver, with restart markers every MCU row that
@@ -11,6 +11,8 @@ Three parts:
   receiver, not by the channel draw (a runner sweep seeds each method apart);
 - ``fig7``: ``scenarios/fig7.yaml`` for JPEG+LDPC+FCN 16QAM-1/2 over AWGN with ``scaling`` ``off``
   (the former receiver), ``fallback`` (the default) and ``best``: mIoU and how many images were sent;
+- ``scaling``: error-free PSNR of ``scaling: fallback`` and ``best`` on Kodak at CBR 1/16 for three
+  MCS (source coding only, seconds);
 - ``bler``: 16QAM-1/2 LDPC BLER over TDL-A with ``fading: per_slot`` and ``continuous``
   (``kind: ber``, 16 codewords per frame).
 
@@ -177,6 +179,36 @@ def fig7(args) -> list[str]:
     return lines
 
 
+def scaling(args) -> list[str]:
+    """Error-free PSNR of ``scaling: fallback`` and ``best`` on Kodak at CBR 1/16 (source coding only)."""
+    from collections import Counter
+
+    from semsim.baselines.source_coding import fit_scaled, to_uint8, upscale
+    from semsim.codec import Budget
+    from semsim.data import build_dataset
+    from semsim.registry import build
+
+    samples = list(build_dataset({"name": "kodak", **({"limit": args.images} if args.images else {})}))
+    lines = [f"The first {len(samples)} Kodak images at CBR 1/16, decoded without channel errors (source coding "
+             "only, `fit_scaled`), mean PSNR in dB:", "",
+             "| MCS | fallback | best | scales `best` picks |", "|---|---|---|---|"]
+    for mcs in ("qpsk-1/3", "16qam-1/2", "64qam-2/3"):
+        codec = build("codec", {"name": "jpeg+ldpc", "mcs": [mcs]}, budget=Budget("cbr", 1 / 16)).with_axes(mcs=mcs)
+        scores, picked = {"fallback": [], "best": []}, Counter()
+        for sample in samples:
+            image = to_uint8(sample.image)
+            size = image.shape[:2]
+            for mode, values in scores.items():
+                fitted = fit_scaled(codec.coder, image, codec.max_info_bits(*size), mode)
+                decoded = upscale(codec.coder.decode(fitted.data, fitted.size), size).astype(float)
+                values.append(10 * math.log10(255 ** 2 / ((decoded - image) ** 2).mean()))
+                picked[fitted.scale] += mode == "best"
+        mean = {m: sum(v) / len(v) for m, v in scores.items()}
+        lines.append(f"| {mcs} | {mean['fallback']:.2f} | {mean['best']:.2f} | "
+                     + ", ".join(f"{s:g}: {n}" for s, n in sorted(picked.items(), reverse=True) if n) + " |")
+    return lines + [""]
+
+
 def bler(args) -> list[str]:
     results = {}
     for fading in ("per_slot", "continuous"):
@@ -198,12 +230,13 @@ def bler(args) -> list[str]:
 
 PARTS = {"kodak": (kodak, "JPEG restart markers and concealment"),
          "fig7": (fig7, "Resolution in rate control (fig7)"),
+         "scaling": (scaling, "Resolution in rate control, error-free (Kodak)"),
          "bler": (bler, "BLER with per-slot and continuous fading")}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--parts", default="kodak,fig7,bler", help="comma-separated: kodak, fig7, bler")
+    p.add_argument("--parts", default="kodak,fig7,scaling,bler", help="comma-separated: kodak, fig7, scaling, bler")
     p.add_argument("--images", type=int, default=0, help="Kodak images (first N; 0: all 24)")
     p.add_argument("--kodak-snr", type=float, nargs="+", help="Kodak SNRs in dB (default: the scenario's)")
     p.add_argument("--fig7-images", type=int, default=0, help="CamVid test images (first N; 0: all)")
