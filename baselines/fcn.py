@@ -72,6 +72,10 @@ class DigitalFCNCodec(SegmentationBaseline):
     :param mcs: the MCS values swept, as for :class:`SeparationCodec`.
     :param codeword_length: LDPC codeword length ``n`` (default 1944).
     :param num_bp_iter: LDPC belief-propagation iterations (default 20).
+    :param scaling: resolution in the digital chain's rate control, ``"fallback"`` (default),
+        ``"best"`` or ``"off"``, as for :class:`SeparationCodec`.
+    :param restart_rows: JPEG restart marker every this many MCU rows (0, default: none).
+    :param conceal: with restart markers, conceal the intervals of failed codewords (default ``True``).
     """
 
     axes: ClassVar[tuple[str, ...]] = SeparationCodec.axes
@@ -83,10 +87,12 @@ class DigitalFCNCodec(SegmentationBaseline):
 
     def __init__(self, budget: Budget, source: str = "jpeg", preset: str = "small", weights: str | None = None,
                  meta: bool = False, num_classes: int | None = None, mcs: str | Sequence[str] = "all",
-                 codeword_length: int = 1944, num_bp_iter: int = 20):
+                 codeword_length: int = 1944, num_bp_iter: int = 20, scaling: str = "fallback",
+                 restart_rows: int = 0, conceal: bool = True):
         super().__init__(budget, preset=preset, weights=weights, meta=meta, num_classes=num_classes)
         self.digital = SeparationCodec(budget, source=source, mcs=mcs, codeword_length=codeword_length,
-                                       num_bp_iter=num_bp_iter)
+                                       num_bp_iter=num_bp_iter, scaling=scaling, restart_rows=restart_rows,
+                                       conceal=conceal)
         self.display_name = f"{SOURCE_LABELS[source]}+LDPC+FCN"
 
     def _build(self, cfg: FCNPreset) -> None:

@@ -11,12 +11,26 @@ Registered codecs:
   (ergodic) capacity, delivered without errors.
 
 Side information assumed known at the receiver out of band, like the image size: the MCS, the
-bitstream length in bits and (for the bound) nothing else. The bitstream itself carries the
-quality.
+bitstream length in bits, the resolution scale and (for the bound) nothing else. The bitstream
+itself carries the quality.
 
-When the decoded bitstream cannot be decompressed (Pillow raises, or the image has the wrong size
-or mode), the receiver outputs :data:`FALLBACK_VALUE` (mid-grey) and the row is ``failed``. A
-corrupted stream that still decompresses is kept as it is: that is what a receiver would show.
+Options that make the receiver survive what a real link does (``docs/baselines.md`` has their
+measured effect):
+
+- ``scaling`` (rate control over resolution, :func:`~baselines.source_coding.fit_scaled`): the
+  image may be downscaled before coding and is upscaled (bicubic) at the receiver; ``fallback``
+  (default) only when no quality fits at full size, ``best`` whenever a smaller scale decodes
+  better, ``off`` never. The ``scale`` is recorded per image.
+- ``restart_rows`` (JPEG only): a restart marker every that many MCU rows (0, the default: none).
+  With ``conceal`` (default ``True``) the receiver drops exactly the restart intervals whose bytes
+  touch an LDPC codeword that failed its parity checks and fills them from their neighbours
+  (:mod:`baselines.jpeg_resilience`); without it Pillow decodes the received stream as it is.
+
+When the decoded bitstream cannot be decompressed (Pillow raises, the image has the wrong size or
+mode, or with concealment the JPEG header lies in a failed codeword), the receiver outputs
+:data:`FALLBACK_VALUE` (mid-grey) and the row is ``failed``. A corrupted stream that still
+decompresses is kept as it is: that is what a receiver would show. ``codewords_failed`` counts the
+codewords whose parity checks fail after decoding.
 
 Example::
 
@@ -32,18 +46,13 @@ Example::
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import math
-import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
 from semsim.codec import Budget, Codec, Transmission
 from semsim.digital import MCS_TABLE, DigitalLink, bits_to_bytes, bytes_to_bits, check_link, parse_mcs
@@ -51,136 +60,13 @@ from semsim.errors import ConfigError, choices
 from semsim.metrics import block_errors
 from semsim.registry import register
 
+from .concealment import trusted_bytes
+from .jpeg_resilience import JpegStructureError, decode_concealed
+from .source_coding import (MIN_SIDE, SCALES, SOURCE_CODERS, SOURCE_LABELS, FitCache, SourceCoder, SourceDecodeError,
+                            check_scaling, from_uint8, scaled_size, source_coder, to_uint8, upscale)
+
 #: The receiver's output when the bitstream cannot be decoded: a mid-grey image.
 FALLBACK_VALUE = 0.5
-
-
-class SourceDecodeError(ValueError):
-    """A bitstream could not be decompressed into an image of the expected size."""
-
-
-@dataclass(frozen=True)
-class SourceCoder:
-    """A Pillow image codec at an integer quality setting.
-
-    :param name: ``"jpeg"``, ``"webp"`` or ``"avif"``.
-    :param format: Pillow's format name.
-    :param quality_range: ``(lowest, highest)`` quality; bitstreams grow with quality.
-    :param options: further keyword arguments of ``Image.save`` (e.g. the AVIF encoder speed).
-    """
-
-    name: str
-    format: str
-    quality_range: tuple[int, int]
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def encode(self, image: np.ndarray, quality: int) -> bytes:
-        """``[H, W, 3]`` uint8 RGB → bitstream at ``quality``."""
-        lo, hi = self.quality_range
-        if not lo <= quality <= hi:
-            raise ConfigError(f"{self.name}: quality must lie in [{lo}, {hi}], got {quality}")
-        buf = io.BytesIO()
-        Image.fromarray(image, "RGB").save(buf, self.format, quality=int(quality), **self.options)
-        return buf.getvalue()
-
-    def decode(self, data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
-        """Bitstream → ``[H, W, 3]`` uint8 RGB.
-
-        :param size: the expected ``(H, W)``; checked before the pixels are decoded, so a corrupted
-            header cannot make Pillow allocate a huge image.
-        :raises SourceDecodeError: the stream is not a decodable image of that size in RGB.
-        """
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                img = Image.open(io.BytesIO(data), formats=[self.format])
-                if size is not None and img.size != (size[1], size[0]):
-                    raise SourceDecodeError(f"{self.name}: decoded size {img.size[::-1]} != {tuple(size)}")
-                if img.mode != "RGB":
-                    raise SourceDecodeError(f"{self.name}: decoded mode {img.mode!r}, expected 'RGB'")
-                img.load()
-                out = np.asarray(img, dtype=np.uint8)
-        except SourceDecodeError:
-            raise
-        except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, … on corrupt data
-            raise SourceDecodeError(f"{self.name}: cannot decode bitstream: {e}") from None
-        if out.ndim != 3 or out.shape[2] != 3:
-            raise SourceDecodeError(f"{self.name}: decoded array has shape {out.shape}")
-        return out
-
-    def fit(self, image: np.ndarray, max_bits: int) -> tuple[int, bytes] | None:
-        """The highest quality whose bitstream has at most ``max_bits`` bits, and that bitstream.
-
-        Binary search on quality, then a scan upwards from the first quality that did not fit
-        until two consecutive ones do not fit, in case sizes are not monotone in quality. The
-        result is the highest fitting quality among those tested, and ``quality + 1`` was tested
-        and does not fit (unless the result is the top of the range).
-
-        :returns: ``(quality, bitstream)``, or ``None`` if even the lowest quality does not fit.
-        """
-        lo, hi = self.quality_range
-        tried: dict[int, bytes] = {}
-
-        def fits(q: int) -> bool:
-            if q not in tried:
-                tried[q] = self.encode(image, q)
-            return 8 * len(tried[q]) <= max_bits
-
-        if not fits(lo):
-            return None
-        if fits(hi):
-            return hi, tried[hi]
-        good, bad = lo, hi  # good fits, bad does not
-        while bad - good > 1:
-            mid = (good + bad) // 2
-            if fits(mid):
-                good = mid
-            else:
-                bad = mid
-        # Sizes need not be monotone in quality: keep scanning up until two misses in a row.
-        q, misses = bad + 1, 1
-        while q <= hi and misses < 2:
-            if fits(q):
-                good, misses = q, 0
-            else:
-                misses += 1
-            q += 1
-        return good, tried[good]
-
-
-#: Source coders by name. AVIF uses libavif's speed 8 (fast; default 6 is ~3x slower for a few
-#: percent smaller files); WebP uses Pillow's default method 4.
-SOURCE_CODERS: dict[str, SourceCoder] = {
-    "jpeg": SourceCoder("jpeg", "JPEG", (1, 95), {"optimize": True}),
-    "webp": SourceCoder("webp", "WEBP", (0, 100), {"method": 4}),
-    "avif": SourceCoder("avif", "AVIF", (0, 100), {"speed": 8}),
-}
-
-#: How each source coder is written in method labels.
-SOURCE_LABELS = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
-
-
-def source_coder(name: str) -> SourceCoder:
-    """The :class:`SourceCoder` called ``name``; :class:`ConfigError` listing the valid ones."""
-    if name not in SOURCE_CODERS:
-        raise ConfigError(f"unknown source coder {name!r}; valid choices: {choices(SOURCE_CODERS)}")
-    if name == "avif":
-        from PIL import features
-
-        if not features.check("avif"):
-            raise ConfigError("source coder 'avif' needs Pillow built with AVIF support (Pillow >= 11.3 wheels)")
-    return SOURCE_CODERS[name]
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """``[3, H, W]`` float in [0, 1] → ``[H, W, 3]`` uint8."""
-    arr = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return arr.permute(1, 2, 0).cpu().numpy()
-
-
-def from_uint8(array: np.ndarray) -> torch.Tensor:
-    """``[H, W, 3]`` uint8 → ``[3, H, W]`` float32 in [0, 1]."""
-    return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).float().div(255)
 
 
 def _snr_list(snr_db: float | torch.Tensor, b: int) -> list[float]:
@@ -192,25 +78,6 @@ def _snr_list(snr_db: float | torch.Tensor, b: int) -> list[float]:
     return [float(v) for v in t]
 
 
-class _FitCache:
-    """Remembers :meth:`SourceCoder.fit` results: the runner sends the same image at every SNR."""
-
-    def __init__(self, size: int = 4096):
-        self._d: OrderedDict = OrderedDict()
-        self._size = size
-
-    def fit(self, coder: SourceCoder, image: np.ndarray, max_bits: int):
-        key = (coder.name, image.shape, hashlib.sha1(image.tobytes()).hexdigest(), int(max_bits))
-        if key in self._d:
-            self._d.move_to_end(key)
-            return self._d[key]
-        out = coder.fit(image, max_bits)
-        self._d[key] = out
-        if len(self._d) > self._size:
-            self._d.popitem(last=False)
-        return out
-
-
 def _fallback(h: int, w: int) -> torch.Tensor:
     return torch.full((3, h, w), FALLBACK_VALUE)
 
@@ -219,11 +86,12 @@ def _fallback(h: int, w: int) -> torch.Tensor:
 class Packet:
     """One image's digital transmission, as the transmitter built it.
 
-    ``num_bits``, ``mcs`` and the image size are the out-of-band header the receiver knows;
-    ``info_bits`` are kept only so the simulation can count block errors.
+    ``num_bits``, ``mcs``, ``scale`` and the image size are the out-of-band header the receiver
+    knows; ``info_bits`` are kept only so the simulation can count block errors.
 
     :ivar info_bits: ``[C, k]`` float32 0/1, the bitstream then random padding in the last codeword.
     :ivar symbols: ``[1, C n/m]`` complex64.
+    :ivar size: ``(H, W)`` of the image; the bitstream codes ``scaled_size(size, scale)``.
     """
 
     mcs: str
@@ -232,18 +100,42 @@ class Packet:
     info_bits: torch.Tensor | None
     symbols: torch.Tensor
     size: tuple[int, int]
+    scale: float = math.nan
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """``(h, w)`` of the coded (possibly downscaled) image."""
+        return scaled_size(self.size, self.scale) if self.scale < 1 else self.size
+
+
+def check_restart(source: str, restart_rows: int, conceal: bool) -> None:
+    """:class:`ConfigError` unless ``restart_rows`` is a non-negative integer (positive only for
+    JPEG) and ``conceal`` a bool."""
+    if isinstance(restart_rows, bool) or not isinstance(restart_rows, int) or restart_rows < 0:
+        raise ConfigError(f"restart_rows must be a non-negative integer, got {restart_rows!r}")
+    if restart_rows and source != "jpeg":
+        raise ConfigError(f"restart_rows needs the JPEG source coder (restart markers are JPEG's), got {source!r}")
+    if not isinstance(conceal, bool):
+        raise ConfigError(f"conceal must be true or false, got {conceal!r}")
+
+
+def with_restart_markers(coder: SourceCoder, restart_rows: int) -> SourceCoder:
+    """``coder`` writing a JPEG restart marker every ``restart_rows`` MCU rows (0: ``coder``)."""
+    if not restart_rows:
+        return coder
+    return replace(coder, options={**coder.options, "restart_marker_rows": restart_rows})
 
 
 class SeparationCodec(Codec):
     """Pillow source coder + Sionna 5G LDPC + QAM (``jpeg+ldpc``, ``webp+ldpc``, ``avif+ldpc``).
 
     For an ``H x W`` image the budget allows ``N_max`` channel uses, i.e.
-    ``C_max = floor(N_max m / n)`` codewords and ``C_max k`` information bits. The source coder
-    takes the highest quality fitting those bits; only the ``C = ceil(bits / k)`` codewords needed
-    are sent (``C n / m <= N_max`` symbols). The spare information bits of the last codeword are
-    random bits from Sionna's ``BinarySource`` (a constant pattern would be just as valid for a
-    linear code; random keeps the QAM symbols i.i.d.). If even the lowest quality does not fit,
-    nothing is sent: the mid-grey fallback, ``failed``, 0 channel uses.
+    ``C_max = floor(N_max m / n)`` codewords and ``C_max k`` information bits. Rate control picks
+    the highest quality fitting those bits (and, with ``scaling``, the resolution); only the
+    ``C = ceil(bits / k)`` codewords needed are sent (``C n / m <= N_max`` symbols). The spare
+    information bits of the last codeword are random bits from Sionna's ``BinarySource`` (a
+    constant pattern would be just as valid for a linear code; random keeps the QAM symbols
+    i.i.d.). If nothing fits, nothing is sent: the mid-grey fallback, ``failed``, 0 channel uses.
 
     :param budget: channel uses per image.
     :param source: ``"jpeg"``, ``"webp"`` or ``"avif"``.
@@ -251,6 +143,11 @@ class SeparationCodec(Codec):
         or a list of names.
     :param codeword_length: LDPC codeword length ``n`` (default 1944).
     :param num_bp_iter: LDPC belief-propagation iterations, 1 to 1000 (default 20).
+    :param scaling: ``"fallback"`` (default), ``"best"`` or ``"off"``: resolution in rate control
+        (:data:`~baselines.source_coding.SCALING_MODES`).
+    :param restart_rows: JPEG restart marker every this many MCU rows; 0 (default) none.
+    :param conceal: with restart markers, drop and conceal the intervals touching failed codewords
+        (default ``True``).
     """
 
     axes: ClassVar[tuple[str, ...]] = ("mcs",)
@@ -259,9 +156,11 @@ class SeparationCodec(Codec):
     cost_s_per_mpixel: ClassVar[float] = 4.0
 
     def __init__(self, budget: Budget, source: str = "jpeg", mcs: str | Sequence[str] = "all",
-                 codeword_length: int = 1944, num_bp_iter: int = 20):
+                 codeword_length: int = 1944, num_bp_iter: int = 20, scaling: str = "fallback",
+                 restart_rows: int = 0, conceal: bool = True):
         super().__init__(budget)
-        self.coder = source_coder(source)
+        check_restart(source, restart_rows, conceal)
+        self.coder = with_restart_markers(source_coder(source), restart_rows)
         self.source = source
         if mcs == "all":
             mcs_list = [m.name for m in MCS_TABLE]
@@ -278,9 +177,11 @@ class SeparationCodec(Codec):
         self.mcs_list = mcs_list
         self.codeword_length = codeword_length
         self.num_bp_iter = num_bp_iter
+        self.scaling = check_scaling(scaling)
+        self.restart_rows, self.conceal = restart_rows, conceal
         self.display_name = f"{SOURCE_LABELS[source]}+LDPC"
         self._links: dict[tuple[str, str], DigitalLink] = {}
-        self._fits = _FitCache()
+        self._fits = FitCache()
         self._min_uses: dict[tuple[int, int], int] = {}
         self._last: Packet | None = None
 
@@ -295,7 +196,8 @@ class SeparationCodec(Codec):
         if "mcs" not in point:
             return self
         codec = SeparationCodec(self.budget, source=self.source, mcs=str(point["mcs"]),
-                                codeword_length=self.codeword_length, num_bp_iter=self.num_bp_iter)
+                                codeword_length=self.codeword_length, num_bp_iter=self.num_bp_iter,
+                                scaling=self.scaling, restart_rows=self.restart_rows, conceal=self.conceal)
         codec._links, codec._fits = self._links, self._fits  # share built blocks and fits
         return codec
 
@@ -319,7 +221,8 @@ class SeparationCodec(Codec):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "source": self.source, "mcs": ",".join(self.mcs_list),
-                "codeword_length": self.codeword_length, "num_bp_iter": self.num_bp_iter}
+                "codeword_length": self.codeword_length, "num_bp_iter": self.num_bp_iter,
+                "scaling": self.scaling, "restart_rows": self.restart_rows, "conceal": self.conceal}
 
     # --- budget -------------------------------------------------------------------------------
     def max_info_bits(self, height: int, width: int, mcs: str | None = None) -> int:
@@ -329,11 +232,13 @@ class SeparationCodec(Codec):
         return (self.max_channel_uses(height, width) * mcs.num_bits_per_symbol // n) * k
 
     def min_channel_uses(self, height: int, width: int) -> int:
-        """Symbols needed by the smallest plausible bitstream: a flat mid-grey ``H x W`` image at
-        the lowest quality (a lower bound on real photos' sizes), sent with the swept MCS that
-        needs the fewest symbols for it. Cheap: one encode per image size."""
+        """Symbols needed by the smallest plausible bitstream: a flat mid-grey image at the lowest
+        quality and the smallest scale rate control may pick (a lower bound on real photos'
+        sizes), sent with the swept MCS that needs the fewest symbols for it. Cheap: one encode per
+        image size."""
         if (height, width) not in self._min_uses:
-            grey = np.full((height, width, 3), 128, dtype=np.uint8)
+            size = (height, width) if self.scaling == "off" else smallest_size((height, width))
+            grey = np.full((*size, 3), 128, dtype=np.uint8)
             bits = 8 * len(self.coder.encode(grey, self.coder.quality_range[0]))
             best = math.inf
             for m in self.mcs_list:
@@ -350,43 +255,60 @@ class SeparationCodec(Codec):
 
         _, h, w = image.shape
         link = self.link()
-        fitted = self._fits.fit(self.coder, to_uint8(image), self.max_info_bits(h, w))
+        fitted = self._fits.fit(self.coder, to_uint8(image), self.max_info_bits(h, w), self.scaling)
         if fitted is None:
             return Packet(self.mcs, None, 0, None, torch.zeros(1, 0, dtype=torch.complex64), (h, w))
-        quality, data = fitted
-        bits = torch.from_numpy(bytes_to_bits(data).astype(np.float32)).to(link.device)
+        bits = torch.from_numpy(bytes_to_bits(fitted.data).astype(np.float32)).to(link.device)
         c = -(-bits.numel() // link.k)
         pad = BinarySource(device=link.device)([c * link.k - bits.numel()])
         info_bits = torch.cat([bits, pad]).reshape(c, link.k)
         with torch.no_grad():
             symbols = link.encode(info_bits).reshape(1, -1)
         self.check_budget(symbols.shape[1], h, w)
-        return Packet(self.mcs, quality, bits.numel(), info_bits, symbols, (h, w))
+        return Packet(self.mcs, fitted.quality, bits.numel(), info_bits, symbols, (h, w), fitted.scale)
 
-    def receive(self, packet: Packet, y: torch.Tensor, info) -> tuple[torch.Tensor, bool, float]:
-        """Channel output of one packet → ``([3, H, W] image, failed, bler)``."""
+    def source_decode(self, packet: Packet, data: bytes, codeword_ok: np.ndarray) -> np.ndarray:
+        """The received bitstream → ``[H, W, 3]`` uint8 image at full size: decompressed (with
+        restart markers and ``conceal``, the intervals touching failed codewords dropped and
+        concealed), then upscaled if the packet was downscaled.
+
+        :input codeword_ok: ``[C]`` bool, the codewords whose parity checks hold.
+        :raises SourceDecodeError: nothing decodable was received.
+        """
+        if self.restart_rows and self.conceal and not codeword_ok.all():
+            try:
+                image = decode_concealed(data, trusted_bytes(codeword_ok, self.link(packet.mcs).k, len(data)),
+                                         packet.coded_size)[0]
+            except JpegStructureError as e:
+                raise SourceDecodeError(str(e)) from None
+        else:
+            image = self.coder.decode(data, packet.coded_size)
+        return upscale(image, packet.size)
+
+    def receive(self, packet: Packet, y: torch.Tensor, info) -> tuple[torch.Tensor, bool, float, int]:
+        """Channel output of one packet → ``([3, H, W] image, failed, bler, codewords failed)``."""
         from semsim.digital import equalize
 
         h, w = packet.size
         if packet.info_bits is None:
-            return _fallback(h, w), True, math.nan
+            return _fallback(h, w), True, math.nan, 0
         link = self.link(packet.mcs)
         y, no = equalize(y, info)
         s = link.symbols_per_codeword
         with torch.no_grad():
-            bits_hat = link.decode(y.reshape(-1, s), no.reshape(-1, s))
+            bits_hat, ok = link.decode_checked(y.reshape(-1, s), no.reshape(-1, s))
         errors, blocks = block_errors(packet.info_bits, bits_hat)
-        bler = errors / blocks
+        ok = ok.cpu().numpy()
         data = bits_to_bytes(bits_hat.reshape(-1)[:packet.num_bits])
         try:
-            return from_uint8(self.coder.decode(data, (h, w))), False, bler
+            return from_uint8(self.source_decode(packet, data, ok)), False, errors / blocks, int((~ok).sum())
         except SourceDecodeError:
-            return _fallback(h, w), True, bler
+            return _fallback(h, w), True, errors / blocks, int((~ok).sum())
 
     # --- the contract ---------------------------------------------------------------------------
     def encode(self, images: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         """One image ``[1, 3, H, W]`` → ``[1, N]`` complex64 symbols. The packet header (MCS,
-        bitstream length, size) is kept for :meth:`decode` as out-of-band side information.
+        bitstream length, scale, size) is kept for :meth:`decode` as out-of-band side information.
         Batches differ in length, so :meth:`transmit` handles them image by image."""
         if images.shape[0] != 1:
             raise ValueError(f"{self.display_name}: encode takes one image at a time (bitstream lengths "
@@ -402,59 +324,69 @@ class SeparationCodec(Codec):
         return self.receive(self._last, received, info)[0].unsqueeze(0)
 
     def transmit(self, images: torch.Tensor, channel, snr_db: float | torch.Tensor) -> Transmission:
-        """Per image: fit → LDPC → QAM → channel → demap → LDPC decode → decompress."""
+        """Per image: fit → LDPC → QAM → channel → demap → LDPC decode → decompress (→ upscale)."""
         b, _, h, w = images.shape
         snrs = _snr_list(snr_db, b)
         outs, uses, overhead, bits, failed = [], [], [], [], []
-        extra: dict[str, list[Any]] = {"mcs": [], "code_rate": [], "quality": [], "bler": []}
+        extra: dict[str, list[Any]] = {k: [] for k in ("mcs", "code_rate", "quality", "bler", "codewords_failed",
+                                                        "scale")}
         for i in range(b):
             pkt = self.packet(images[i])
             if pkt.info_bits is None:
-                out, fail, bler, n_used, ovh = _fallback(h, w), True, math.nan, 0, 0
+                out, fail, bler, cw_failed, n_used, ovh = _fallback(h, w), True, math.nan, math.nan, 0, 0
             else:
                 y, info = channel(pkt.symbols, snrs[i])
-                out, fail, bler = self.receive(pkt, y, info)
+                out, fail, bler, cw_failed = self.receive(pkt, y, info)
                 n_used, ovh = pkt.symbols.shape[1], int(info.overhead)
             outs.append(out)
             uses.append(n_used)
             overhead.append(ovh)
             bits.append(float(pkt.num_bits))
             failed.append(fail)
-            extra["mcs"].append(pkt.mcs)
-            extra["code_rate"].append(parse_mcs(pkt.mcs).rate_label)
-            extra["quality"].append(math.nan if pkt.quality is None else pkt.quality)
-            extra["bler"].append(bler)
+            for key, value in (("mcs", pkt.mcs), ("code_rate", parse_mcs(pkt.mcs).rate_label),
+                               ("quality", math.nan if pkt.quality is None else pkt.quality), ("bler", bler),
+                               ("codewords_failed", cw_failed), ("scale", pkt.scale)):
+                extra[key].append(value)
         output = torch.stack(outs).to(images.device)
         return Transmission(output=output, channel_uses=uses, overhead=overhead, bits=bits,
                             failed=failed, extra=extra)
+
+
+def smallest_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The smallest coded size rate control may pick for an image of ``size``."""
+    sizes = [scaled_size(size, s) for s in SCALES if min(scaled_size(size, s)) >= MIN_SIDE]
+    return min(sizes, default=size, key=lambda hw: hw[0] * hw[1])
 
 
 class CapacityCodec(Codec):
     """The separation bound (``jpeg+capacity``, ``webp+capacity``, ``avif+capacity``).
 
     ``floor(N_max C)`` bits reach the receiver without error, ``C = channel.capacity(snr_db)``
-    (``log2(1 + SNR)`` on AWGN, the ergodic capacity with receiver CSI on fading channels); the
-    source coder takes the highest quality that fits. Uses the whole budget (``N_max`` channel
-    uses). No channel is simulated. ``failed`` (mid-grey, 0 channel uses) when nothing fits.
+    (``log2(1 + SNR)`` on AWGN, the ergodic capacity with receiver CSI on fading channels); rate
+    control picks the quality (and, with ``scaling``, the resolution) that fits. Uses the whole
+    budget (``N_max`` channel uses). No channel is simulated. ``failed`` (mid-grey, 0 channel uses)
+    when nothing fits.
 
     :param budget: channel uses per image.
     :param source: ``"jpeg"``, ``"webp"`` or ``"avif"``.
+    :param scaling: ``"fallback"`` (default), ``"best"`` or ``"off"``, as for :class:`SeparationCodec`.
     """
 
     axes: ClassVar[tuple[str, ...]] = ()
     #: source coding only (about ten encodes per image and SNR; AVIF ~0.3 s at 768x512), 2-core CPU.
     cost_s_per_mpixel: ClassVar[float] = 1.0
 
-    def __init__(self, budget: Budget, source: str = "jpeg"):
+    def __init__(self, budget: Budget, source: str = "jpeg", scaling: str = "fallback"):
         super().__init__(budget)
         self.coder = source_coder(source)
         self.source = source
+        self.scaling = check_scaling(scaling)
         self.display_name = f"{SOURCE_LABELS[source]}+capacity"
-        self._fits = _FitCache()
+        self._fits = FitCache()
         self._capacity: dict[tuple[str, float], float] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "source": self.source}
+        return {**super().describe(), "source": self.source, "scaling": self.scaling}
 
     def capacity(self, channel, snr_db: float) -> float:
         """Bits per channel use of ``channel`` at ``snr_db`` (cached per channel and SNR)."""
@@ -467,25 +399,27 @@ class CapacityCodec(Codec):
         b, _, h, w = images.shape
         snrs = _snr_list(snr_db, b)
         n_max = self.max_channel_uses(h, w)
-        outs, uses, overhead, bits, failed, quality = [], [], [], [], [], []
+        outs, uses, overhead, bits, failed, quality, scale = [], [], [], [], [], [], []
         for i in range(b):
             max_bits = int(math.floor(n_max * self.capacity(channel, snrs[i])))
-            fitted = self._fits.fit(self.coder, to_uint8(images[i]), max_bits)
+            fitted = self._fits.fit(self.coder, to_uint8(images[i]), max_bits, self.scaling)
             if fitted is None:
-                out, used, ovh, nbits, fail, q = _fallback(h, w), 0, 0, 0.0, True, math.nan
+                out, used, ovh, nbits, fail, q, sc = _fallback(h, w), 0, 0, 0.0, True, math.nan, math.nan
             else:
-                q, data = fitted
-                out, used, ovh = from_uint8(self.coder.decode(data, (h, w))), n_max, int(channel.overhead(n_max))
-                nbits, fail = float(8 * len(data)), False
+                q, sc = fitted.quality, fitted.scale
+                out = from_uint8(upscale(self.coder.decode(fitted.data, fitted.size), (h, w)))
+                used, ovh, nbits, fail = n_max, int(channel.overhead(n_max)), float(8 * len(fitted.data)), False
             outs.append(out)
             uses.append(used)
             overhead.append(ovh)
             bits.append(nbits)
             failed.append(fail)
             quality.append(q)
+            scale.append(sc)
         return Transmission(output=torch.stack(outs).to(images.device), channel_uses=uses,
                             overhead=overhead, bits=bits, failed=failed,
-                            extra={"quality": quality, "capacity": [self.capacity(channel, s) for s in snrs]})
+                            extra={"quality": quality, "scale": scale,
+                                   "capacity": [self.capacity(channel, s) for s in snrs]})
 
 
 for _name in SOURCE_CODERS:

@@ -23,8 +23,9 @@ for flooding BP is exactly the same computation as one longer call) and stops th
 hard decisions satisfy every parity check. A satisfied syndrome means the decision is a codeword;
 belief propagation keeps it in practice, and ``tests/test_ber.py`` checks that the decisions equal
 those of Sionna's decoder run for all ``num_bp_iter`` iterations on thousands of codewords at and
-above the waterfall. On the CPU, torch's thread count for the decoder is picked by timing it
-(:class:`ThreadTuner`): two threads are faster on an idle 2-core machine, one on a busy one.
+above the waterfall. The decoder also reports which codewords still fail their parity checks
+(:meth:`DigitalLink.decode_checked`). On the CPU, torch's thread count for the decoder is picked
+by timing it (:class:`~semsim.tuning.ThreadTuner`).
 
 Example::
 
@@ -39,10 +40,7 @@ Example::
 """
 from __future__ import annotations
 
-import math
 import re
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -50,6 +48,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, choices
+from .tuning import ThreadTuner, shared_tuner
 
 MODULATIONS = ("qpsk", "16qam", "64qam")
 _BITS_PER_SYMBOL = {"qpsk": 2, "16qam": 4, "64qam": 6}
@@ -180,101 +179,6 @@ def equalize(y: torch.Tensor, info) -> tuple[torch.Tensor, torch.Tensor]:
     return y / h, no / h.abs().square().clamp_min(1e-20)
 
 
-class ThreadTuner:
-    """Picks torch's intra-op thread count for a repeated CPU workload by timing it.
-
-    Each candidate is tried ``probes`` times (in turn; a candidate more than twice as slow as the
-    best after one try is not tried again), then the one with the lowest time per unit of work
-    runs until ``every`` further calls have passed, when the probing starts again (the load of a
-    shared machine changes).
-
-    :param candidates: thread counts to try, e.g. ``(1, 2)``.
-    :param probes: timed calls per candidate in each round of probing.
-    :param every: calls between rounds of probing.
-
-    Example::
-
-        >>> tuner = ThreadTuner((1, 2))
-        >>> with tuner.threads() as run:
-        ...     _ = torch.ones(1000).sum()
-        ...     run.work = 1000
-        >>> tuner.choice in (None, 1, 2)
-        True
-    """
-
-    def __init__(self, candidates: Sequence[int], probes: int = 2, every: int = 200):
-        self.candidates = tuple(dict.fromkeys(int(c) for c in candidates))
-        if not self.candidates or min(self.candidates) < 1:
-            raise ConfigError(f"thread counts must be positive integers, got {candidates!r}")
-        self.probes, self.every = probes, every
-        self._samples: dict[int, list[float]] = {c: [] for c in self.candidates}
-        self._calls = 0
-        self.choice: int | None = None if len(self.candidates) > 1 else self.candidates[0]
-
-    def _to_probe(self) -> list[int]:
-        best = min((min(v) for v in self._samples.values() if v), default=math.inf)
-        return [c for c, v in self._samples.items() if len(v) < self.probes and not (v and min(v) > 2 * best)]
-
-    @property
-    def probing(self) -> bool:
-        """Whether some candidate still needs timing in this round."""
-        return bool(self._to_probe())
-
-    def pick(self) -> int:
-        """The thread count for the next call: the least-timed candidate while probing, else the
-        fastest."""
-        todo = self._to_probe()
-        if todo:
-            return min(todo, key=lambda c: len(self._samples[c]))
-        return self.choice
-
-    def threads(self) -> "_TunedRun":
-        """A context that sets the thread count, restores the previous one on exit and records
-        ``seconds / run.work`` (set ``run.work``, e.g. codewords x iterations; 0 skips the record)."""
-        return _TunedRun(self)
-
-    def record(self, threads: int, seconds_per_work: float) -> None:
-        """Count one call of :meth:`pick`'s ``threads`` that took ``seconds_per_work``."""
-        if self.probing:
-            self._samples[threads].append(seconds_per_work)
-            if not self.probing:
-                self.choice = min(self.candidates, key=lambda c: min(self._samples[c], default=math.inf))
-                self._calls = 0
-            return
-        self._calls += 1
-        if self._calls >= self.every:  # the load may have changed: probe again
-            self._samples = {c: [] for c in self.candidates}
-
-
-_TUNERS: dict[tuple[int, ...], ThreadTuner] = {}
-
-
-def _shared_tuner(candidates: tuple[int, ...]) -> ThreadTuner:
-    """One tuner per process and candidate set: the best thread count is the machine's, not a
-    code's, and every link probing anew would pay for the slow candidate again."""
-    if candidates not in _TUNERS:
-        _TUNERS[candidates] = ThreadTuner(candidates)
-    return _TUNERS[candidates]
-
-
-class _TunedRun:
-    def __init__(self, tuner: ThreadTuner):
-        self.tuner, self.work = tuner, 0
-
-    def __enter__(self) -> "_TunedRun":
-        self._previous = torch.get_num_threads()
-        self._threads = self.tuner.pick()
-        torch.set_num_threads(self._threads)
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        seconds = time.perf_counter() - self._start
-        torch.set_num_threads(self._previous)
-        if exc[0] is None and self.work > 0:
-            self.tuner.record(self._threads, seconds / self.work)
-
-
 class _RecordingVNUpdate:
     """Sionna's ``vn_update_sum`` (the decoder's default variable-node update), passed as the
     decoder's ``vn_update``, that also keeps the variable-node estimates of the latest iteration
@@ -360,7 +264,7 @@ class DigitalLink(torch.nn.Module):
         self.early_stop, self.check_every = early_stop, check_every
         if decode_threads == "auto":
             most = torch.get_num_threads()
-            self.tuner = _shared_tuner((1, most)) if self.device == "cpu" and most > 1 else None
+            self.tuner = shared_tuner((1, most)) if self.device == "cpu" and most > 1 else None
         elif decode_threads is None:
             self.tuner = None
         elif isinstance(decode_threads, int) and not isinstance(decode_threads, bool) and decode_threads >= 1:
@@ -414,33 +318,52 @@ class DigitalLink(torch.nn.Module):
         return self.demapper(y, no)
 
     def decode(self, y: torch.Tensor, no: torch.Tensor | float) -> torch.Tensor:
-        """Received symbols → hard information bits.
+        """Received symbols → ``[C, k]`` hard information bits (:meth:`decode_checked` without the
+        parity status)."""
+        return self.decode_checked(y, no)[0]
+
+    def decode_checked(self, y: torch.Tensor, no: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Received symbols → hard information bits and whether each codeword's parity checks hold.
+
+        A codeword whose checks fail after the last BP iteration is known to be unreliable (the
+        receiver can drop exactly its bits); one whose checks hold is a codeword, almost always the
+        one sent. An uncoded link has no checks: every block counts as passed.
 
         :input y: ``[C, n/m]`` complex, equalised received symbols.
         :input no: ``[C, n/m]`` float32, broadcastable, or scalar; linear noise variance.
-        :output: ``[C, k]`` float32 with entries 0 or 1.
+        :output bits: ``[C, k]`` float32 with entries 0 or 1.
+        :output ok: ``[C]`` bool.
         """
         if self.decoder is None:
             y = y.to(self.device, torch.complex64)
             no = torch.as_tensor(no, dtype=torch.float32, device=self.device)
-            return self.hard_demapper(y, no)
-        return self.decode_llr(self.llr(y, no))
+            bits = self.hard_demapper(y, no)
+            return bits, torch.ones(bits.shape[:-1], dtype=torch.bool, device=bits.device)
+        return self.decode_llr_checked(self.llr(y, no))
 
     def decode_llr(self, llr: torch.Tensor) -> torch.Tensor:
-        """LLRs of the coded bits → hard information bits, by belief propagation in chunks of
-        ``decode_chunk`` codewords, stopping early (``early_stop``) where the syndrome is satisfied.
+        """``[..., n]`` LLRs → ``[..., k]`` hard information bits (:meth:`decode_llr_checked`
+        without the parity status)."""
+        return self.decode_llr_checked(llr)[0]
+
+    def decode_llr_checked(self, llr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """LLRs of the coded bits → hard information bits and parity status, by belief propagation
+        in chunks of ``decode_chunk`` codewords, stopping early (``early_stop``) where the syndrome
+        is satisfied.
 
         :input llr: ``[..., n]`` float32, ``log(p(1)/p(0))``.
-        :output: ``[..., k]`` float32 with entries 0 or 1.
+        :output bits: ``[..., k]`` float32 with entries 0 or 1.
+        :output ok: ``[...]`` bool, every parity check of the final decisions holds.
         """
         if self.decoder is None:
             raise ValueError(f"{self.mcs.name} is uncoded: there is no LDPC decoder")
         lead = llr.shape[:-1]
         llr = llr.to(self.device, torch.float32).reshape(-1, self._n)
-        chunk = self.decode_chunk or max(1, llr.shape[0])
-        out = torch.cat([self._decode_chunk(part) for part in llr.split(chunk)]) if llr.shape[0] else \
-            llr.new_zeros(0, self._k)
-        return out.reshape(*lead, self._k)
+        if not llr.shape[0]:
+            return llr.new_zeros(*lead, self._k), torch.ones(lead, dtype=torch.bool, device=llr.device)
+        parts = [self._decode_chunk(part) for part in llr.split(self.decode_chunk or llr.shape[0])]
+        bits = torch.cat([p[0] for p in parts]).reshape(*lead, self._k)
+        return bits, torch.cat([p[1] for p in parts]).reshape(lead)
 
     def _syndrome_ok(self, x_hat: torch.Tensor) -> torch.Tensor:
         """``[C, num_vns]`` decoder estimates → ``[C]`` bool: every parity check holds for the
@@ -448,38 +371,43 @@ class DigitalLink(torch.nn.Module):
         checks = torch.sparse.mm(self._pcm, (x_hat <= 0).to(torch.float32).T)  # [num_cns, C], exact
         return ~(checks.remainder(2) > 0.5).any(dim=0)
 
-    def _decode_chunk(self, llr: torch.Tensor) -> torch.Tensor:
+    def _decode_chunk(self, llr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.tuner is None:
-            return self._bp(llr)[0]
+            return self._bp(llr)[:2]
         with self.tuner.threads() as run:
-            out, iterations = self._bp(llr)
+            out, ok, iterations = self._bp(llr)
             run.work = iterations * self.decoder.num_edges  # comparable across codes
-        return out
+        return out, ok
 
-    def _bp(self, llr: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """``[C, n]`` LLRs → (``[C, k]`` decisions, codeword-iterations run)."""
+    def _bp(self, llr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``[C, n]`` LLRs → (``[C, k]`` decisions, ``[C]`` parity checks hold, codeword-iterations run)."""
         if not self.early_stop:
             self.iterations_run += llr.shape[0] * self.num_bp_iter
-            return self.decoder(llr)[0], llr.shape[0] * self.num_bp_iter
+            bits = self.decoder(llr)[0]
+            ok = self._syndrome_ok(self._estimate.x_hat)
+            self._estimate.x_hat = None
+            return bits, ok, llr.shape[0] * self.num_bp_iter
         out = llr.new_empty(llr.shape[0], self._k)
+        passed = torch.zeros(llr.shape[0], dtype=torch.bool, device=llr.device)
         active = torch.arange(llr.shape[0], device=llr.device)
         state, done, work = None, 0, 0
         while True:
             step = min(self.check_every, self.num_bp_iter - done)
             bits, state = self.decoder(llr, num_iter=step, msg_v2c=state)
             done, work = done + step, work + step * llr.shape[0]
-            if done == self.num_bp_iter:
-                out[active] = bits
-                break
             ok = self._syndrome_ok(self._estimate.x_hat)
+            if done == self.num_bp_iter:
+                out[active], passed[active] = bits, ok
+                break
             out[active[ok]] = bits[ok]
+            passed[active[ok]] = True
             if ok.all():
                 break
             keep = ~ok
             active, llr, state = active[keep], llr[keep], state[keep]
         self._estimate.x_hat = None
         self.iterations_run += work
-        return out, work
+        return out, passed, work
 
     def send(self, bits: torch.Tensor, channel, snr_db: float | torch.Tensor,
              rows: int = 1) -> tuple[torch.Tensor, object]:

@@ -213,6 +213,20 @@ class Report:
                               f"{_fmt(r.get('psnr_13', math.nan))} | {'' if math.isnan(miou) else f'{miou:.3f}'} |")
         self.lines.append("")
 
+    def digital_receiver(self) -> None:
+        """The digital receiver's options measured (``benchmarks/digital_receiver.py --markdown
+        results/digital_receiver.md``), spliced in as written; without that file the section of
+        the page being replaced is kept (it is measured by hand, not by a figure scenario)."""
+        path = self.results / "digital_receiver.md"
+        if path.is_file():
+            self.lines += path.read_text().strip().splitlines() + [""]
+        elif self.out.is_file():
+            old = self.out.read_text().splitlines()
+            start = next((i for i, line in enumerate(old) if line.startswith("## The digital receiver")), None)
+            if start is not None:
+                end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+                self.lines += old[start:end]
+
     def _validation(self, entry: dict[str, Any]) -> str:
         from .scenario import safe_name
 

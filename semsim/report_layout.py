@@ -14,7 +14,7 @@ from .typed import from_mapping
 #: the layout ``semsim report`` reads by default (relative to the working directory)
 DEFAULT_LAYOUT = "docs/report.yaml"
 #: sections a layout's ``sections`` may name besides its figures and grids
-SECTIONS = ("weights", "ablation", "timings", "account")
+SECTIONS = ("weights", "ablation", "digital_receiver", "timings", "account")
 
 
 @dataclass(frozen=True)
