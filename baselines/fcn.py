@@ -72,9 +72,9 @@ class DigitalFCNCodec(SegmentationBaseline):
     :param mcs: the MCS values swept, as for :class:`SeparationCodec`.
     :param codeword_length: LDPC codeword length ``n`` (default 1944).
     :param num_bp_iter: LDPC belief-propagation iterations (default 20).
-    :param scaling: resolution in the digital chain's rate control, ``"fallback"`` (default),
-        ``"best"`` or ``"off"``, as for :class:`SeparationCodec`.
-    :param restart_rows: JPEG restart marker every this many MCU rows (0, default: none).
+    :param scaling: resolution in the digital chain's rate control, ``"best"`` (default),
+        ``"fallback"`` or ``"off"``, as for :class:`SeparationCodec`.
+    :param restart_rows: JPEG restart marker every this many MCU rows (default: 1 for JPEG; 0: none).
     :param conceal: with restart markers, conceal the intervals of failed codewords (default ``True``).
     """
 
@@ -87,8 +87,8 @@ class DigitalFCNCodec(SegmentationBaseline):
 
     def __init__(self, budget: Budget, source: str = "jpeg", preset: str = "small", weights: str | None = None,
                  meta: bool = False, num_classes: int | None = None, mcs: str | Sequence[str] = "all",
-                 codeword_length: int = 1944, num_bp_iter: int = 20, scaling: str = "fallback",
-                 restart_rows: int = 0, conceal: bool = True):
+                 codeword_length: int = 1944, num_bp_iter: int = 20, scaling: str = "best",
+                 restart_rows: int | None = None, conceal: bool = True):
         super().__init__(budget, preset=preset, weights=weights, meta=meta, num_classes=num_classes)
         self.digital = SeparationCodec(budget, source=source, mcs=mcs, codeword_length=codeword_length,
                                        num_bp_iter=num_bp_iter, scaling=scaling, restart_rows=restart_rows,

@@ -38,7 +38,7 @@ from .metrics import METRICS, ConfusionMatrix, LabelSpace
 #: the image columns of a transmission results row, in the CSV's order (the metrics from :data:`METRICS`)
 COLUMNS = ("scenario", "dataset", "task", "method", "weights", "train_channel", "channel", "snr_db", "budget", "mcs",
            "code_rate", "image", "height", "width", "channel_uses", "overhead", "cbr", *METRICS, "bits", "quality",
-           "bler", "failed", "seed", "point", "seconds")
+           "scale", "bler", "codewords_failed", "failed", "seed", "point", "seconds")
 
 
 @contextmanager
