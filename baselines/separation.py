@@ -165,7 +165,11 @@ class SeparationCodec(Codec):
                  restart_rows: int | None = None, conceal: bool = True):
         super().__init__(budget)
         restart_rows = check_restart(source, restart_rows, conceal)
-        self.coder = with_restart_markers(source_coder(source), restart_rows)
+        #: the source coder without restart markers: rate control falls back to it when the markers'
+        #: bytes leave no quality and scale that fits (the receiver reads the markers' absence from the
+        #: JPEG header)
+        self.plain_coder = source_coder(source)
+        self.coder = with_restart_markers(self.plain_coder, restart_rows)
         self.source = source
         if mcs == "all":
             mcs_list = [m.name for m in MCS_TABLE]
@@ -244,7 +248,7 @@ class SeparationCodec(Codec):
         if (height, width) not in self._min_uses:
             size = (height, width) if self.scaling == "off" else smallest_size((height, width))
             grey = np.full((*size, 3), 128, dtype=np.uint8)
-            bits = 8 * len(self.coder.encode(grey, self.coder.quality_range[0]))
+            bits = 8 * len(self.plain_coder.encode(grey, self.plain_coder.quality_range[0]))
             best = math.inf
             for m in self.mcs_list:
                 mcs = parse_mcs(m)
@@ -261,6 +265,8 @@ class SeparationCodec(Codec):
         _, h, w = image.shape
         link = self.link()
         fitted = self._fits.fit(self.coder, to_uint8(image), self.max_info_bits(h, w), self.scaling)
+        if fitted is None and self.coder is not self.plain_coder:  # the markers' bytes do not fit: drop them
+            fitted = self._fits.fit(self.plain_coder, to_uint8(image), self.max_info_bits(h, w), self.scaling)
         if fitted is None:
             return Packet(self.mcs, None, 0, None, torch.zeros(1, 0, dtype=torch.complex64), (h, w))
         bits = torch.from_numpy(bytes_to_bits(fitted.data).astype(np.float32)).to(link.device)

@@ -214,7 +214,8 @@ def test_options_are_checked():
 
 def test_unchanged_without_options(photo):
     """Restart markers off and full-size fits: the bitstream is the one the plain fit gives."""
-    codec = build("codec", "jpeg+ldpc", budget=Budget("cbr", 1 / 16)).with_axes(mcs="16qam-1/2")
+    codec = build("codec", {"name": "jpeg+ldpc", "restart_rows": 0, "scaling": "fallback"},
+                  budget=Budget("cbr", 1 / 16)).with_axes(mcs="16qam-1/2")
     packet = codec.packet(from_uint8(photo))
     q, data = source_coder("jpeg").fit(to_uint8(from_uint8(photo)), codec.max_info_bits(256, 384))
     assert packet.quality == q and packet.scale == 1.0 and packet.num_bits == 8 * len(data)
@@ -253,3 +254,14 @@ def test_benchmark_prints_the_bler_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| per_slot |" in out and "| continuous |" in out
     assert md.read_text().startswith("## The digital receiver")
+
+
+def test_markers_dropped_when_they_do_not_fit(photo):
+    """At a budget where the restart markers' bytes leave no quality and scale that fits, rate
+    control sends the plain stream instead of nothing."""
+    image = from_uint8(photo)
+    codec = build("codec", "jpeg+ldpc", budget=Budget("cbr", 1 / 200)).with_axes(mcs="16qam-1/2")
+    assert codec.restart_rows == 1
+    assert fit_scaled(codec.coder, to_uint8(image), codec.max_info_bits(256, 384), "best") is None
+    packet = codec.packet(image)
+    assert packet.info_bits is not None and b"\xff\xdd" not in bits_to_bytes(packet.info_bits.reshape(-1)[:packet.num_bits].cpu().numpy())

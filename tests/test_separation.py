@@ -29,10 +29,14 @@ def load_kodak(kodak_dir, name="kodim23", crop=None) -> torch.Tensor:
 
 
 def error_free_psnr(codec, image) -> float:
-    """PSNR of the source coder's fit for the codec's budget, decoded without channel errors."""
+    """PSNR of the codec's rate control (quality and scale) for its budget, decoded without channel
+    errors and upscaled to the image's size."""
+    from semsim.baselines.source_coding import fit_scaled, upscale
+
     _, _, h, w = image.shape
-    q, data = codec.coder.fit(to_uint8(image[0]), codec.max_info_bits(h, w))
-    return float(psnr(image, from_uint8(codec.coder.decode(data, (h, w))).unsqueeze(0)))
+    fitted = fit_scaled(codec.coder, to_uint8(image[0]), codec.max_info_bits(h, w), codec.scaling)
+    decoded = upscale(codec.coder.decode(fitted.data, fitted.size), (h, w))
+    return float(psnr(image, from_uint8(decoded).unsqueeze(0)))
 
 
 def test_registered_names():
