@@ -86,7 +86,8 @@ def _add_release_commands(sub, plugin: argparse.ArgumentParser) -> None:
     """``ship`` and ``report``."""
     sh = sub.add_parser("ship", parents=[plugin], help="copy final trained weights into the package's pretrained/ "
                         "folder and record them (sha256, recipe, data, steps, device, ...) in its manifest")
-    sh.add_argument("weights", nargs="+", help="<output>/<method>/<method>.safetensors files (or training output folders) written by semsim train")
+    sh.add_argument("weights", nargs="+",
+                    help="<output>/<method>/<method>.safetensors files (or training output folders) from semsim train")
     sh.add_argument("--into", default=None, metavar="DIR", help="folder (default: semsim/pretrained)")
     sh.add_argument("--force", action="store_true",
                     help="ship even if a candidate scores below the shipped weights or the budgets differ")
