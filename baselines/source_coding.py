@@ -209,8 +209,11 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 upscale = resize
 
 
-def check_scaling(scaling: str) -> str:
-    """``scaling`` if it is one of :data:`SCALING_MODES`, else :class:`ConfigError`."""
+def check_scaling(scaling: str | bool) -> str:
+    """``scaling`` if it is one of :data:`SCALING_MODES`, else :class:`ConfigError`. YAML reads a bare
+    ``scaling: off`` as ``False``: that is ``"off"``."""
+    if scaling is False:
+        return "off"
     if scaling not in SCALING_MODES:
         raise ConfigError(f"unknown scaling {scaling!r}; valid choices: {choices(SCALING_MODES)}")
     return scaling

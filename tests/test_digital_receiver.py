@@ -265,3 +265,14 @@ def test_markers_dropped_when_they_do_not_fit(photo):
     assert fit_scaled(codec.coder, to_uint8(image), codec.max_info_bits(256, 384), "best") is None
     packet = codec.packet(image)
     assert packet.info_bits is not None and b"\xff\xdd" not in bits_to_bytes(packet.info_bits.reshape(-1)[:packet.num_bits].cpu().numpy())
+
+
+def test_yaml_off_is_scaling_off(tmp_path):
+    """A scenario's bare ``scaling: off`` (YAML reads it as false) means no resolution scaling."""
+    from semsim.scenario import load_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndata: {name: builtin, limit: 1}\nbudget: {cbr: 1/16}\nchannels: [awgn]\n"
+                    "snr_db: [10]\nmethods:\n  - {name: jpeg+ldpc, mcs: qpsk-1/2, scaling: off}\n")
+    spec = load_scenario(path).methods[0]
+    assert build("codec", spec, budget=Budget("cbr", 1 / 16)).scaling == "off"
