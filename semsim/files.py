@@ -268,7 +268,18 @@ def check_output_file(path: str | os.PathLike) -> Path:
 
 
 def _probe(folder: Path, what: str) -> None:
-    """Create the missing folders down to ``folder`` and a file in it, then remove all of them."""
+    """Create the missing folders down to ``folder`` and a file in it, then remove all of them.
+    Another process probing the same new folder at once (shards of one sweep) may remove it under
+    this one's feet: the probe is then tried again."""
+    for attempt in range(3):
+        try:
+            return _probe_once(folder, what)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise ConfigError(f"{what} '{folder}' is not writable: it vanished while being tried") from None
+
+
+def _probe_once(folder: Path, what: str) -> None:
     try:
         missing, existing = [], folder.absolute()
         while not existing.exists():
@@ -282,11 +293,18 @@ def _probe(folder: Path, what: str) -> None:
     created: list[Path] = []
     try:
         for d in reversed(missing):
-            d.mkdir()
+            try:
+                d.mkdir()
+            except FileExistsError:  # another process (a shard) made it meanwhile: not ours to remove
+                if not d.is_dir():
+                    raise
+                continue
             created.append(d)
         fd, name = tempfile.mkstemp(dir=folder.absolute(), prefix=".semsim-probe-")
         os.close(fd)
         os.unlink(name)
+    except FileNotFoundError:
+        raise
     except (OSError, ValueError) as e:
         raise ConfigError(f"{what} '{folder}' is not writable: {getattr(e, 'strerror', None) or e}") from None
     finally:
