@@ -1,12 +1,25 @@
 """Shared fixtures: the device, the ../shared data folder, a fresh seed per test."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def cells_close(a: str, b: str, rel: float, abs_tol: float) -> bool:
+    """Two CSV cells are equal: the same text, both NaN, or numbers within ``rel`` (relative) or
+    ``abs_tol`` (absolute) of each other."""
+    if a == b:
+        return True
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=rel, abs_tol=abs_tol)
 
 
 def shared_root() -> Path:

@@ -9,12 +9,12 @@ timing column is left out.
 from __future__ import annotations
 
 import csv
-import math
 import os
 from pathlib import Path
 
 import pytest
 
+from conftest import cells_close
 from semsim.runner import run
 from semsim.scenario import load_scenario
 
@@ -28,13 +28,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _same(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    try:
-        x, y = float(a), float(b)
-    except ValueError:
-        return False
-    return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9)
+    return cells_close(a, b, rel=1e-6, abs_tol=1e-9)
 
 
 def test_golden_csv(tmp_path):

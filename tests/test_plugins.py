@@ -47,26 +47,27 @@ def _write_plugin(folder, module, channel):
         f"@register('channel', {channel!r})\nclass Mine(AWGNChannel):\n    name = {channel!r}\n")
 
 
-def test_an_entry_point_of_the_semsim_plugins_group_is_loaded_before_the_first_lookup(tmp_path, monkeypatch):
-    _write_plugin(tmp_path, "ep_plugin_mod", "ep-test-channel")
-    dist = tmp_path / "ep_plugin-0.1.dist-info"
+def _install_entry_point(tmp_path, monkeypatch, dist_name: str, name: str, module: str) -> None:
+    """A distribution on ``sys.path`` whose ``semsim.plugins`` entry point ``name`` is ``module``,
+    and the registry told to load entry points again."""
+    dist = tmp_path / f"{dist_name.replace('-', '_')}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[semsim.plugins]\nmine = ep_plugin_mod\n")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[semsim.plugins]\n{name} = {module}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
+
+
+def test_an_entry_point_of_the_semsim_plugins_group_is_loaded_before_the_first_lookup(tmp_path, monkeypatch):
+    _write_plugin(tmp_path, "ep_plugin_mod", "ep-test-channel")
+    _install_entry_point(tmp_path, monkeypatch, "ep-plugin", "mine", "ep_plugin_mod")
     assert "ep-test-channel" in registry.names("channel")
     assert registry.build("channel", "ep-test-channel").name == "ep-test-channel"
 
 
 def test_a_broken_entry_point_is_one_error_naming_its_module(tmp_path, monkeypatch):
     (tmp_path / "broken_ep_mod.py").write_text("raise RuntimeError('boom')\n")
-    dist = tmp_path / "broken_ep-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-ep\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[semsim.plugins]\nbroken = broken_ep_mod\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    _install_entry_point(tmp_path, monkeypatch, "broken-ep", "broken", "broken_ep_mod")
     with pytest.raises(ConfigError, match="cannot load plugin 'broken' \\(module 'broken_ep_mod'.*boom"):
         registry.names("codec")
 

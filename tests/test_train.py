@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import yaml
 from safetensors.torch import load_file
 
+from conftest import cells_close
 from semsim import registry
 from semsim.cli import main
 from semsim.codec import Budget, Codec, Task
@@ -334,13 +335,7 @@ LOOSE = {"Deeplab-JSCC": 5e-2, "JPEG+LDPC+FCN": 5e-2}
 
 
 def _close(a: str, b: str, rel: float = 1e-5) -> bool:
-    if a == b:
-        return True
-    try:
-        x, y = float(a), float(b)
-    except ValueError:
-        return False
-    return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=rel, abs_tol=1e-8)
+    return cells_close(a, b, rel=rel, abs_tol=1e-8)
 
 
 def test_every_learned_codec_trains_as_before(tmp_path):
