@@ -71,7 +71,8 @@ def test_shipped_reconstruction_weights_are_trained(kodak_dir):
         assert scores[trained, 15.0] > scores[trained, 0.0], scores
 
 
-def test_ship_refuses_a_checkpoint_and_records_provenance(tmp_path):
+def test_ship_refuses_a_checkpoint_and_records_provenance(tmp_path, shared):
+    """(``shared``: shipping scores the candidate on BSDS500 test, so without the data it skips.)"""
     from semsim.weights import save_weights
 
     codec = build_codec({"name": "deepjscc"}, Budget("cbr", 1 / 16))
