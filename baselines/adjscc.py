@@ -154,12 +154,13 @@ class ADJSCCEncoder(nn.Module):
 
 
 class ADJSCCDecoder(nn.Module):
-    """:input y: ``[B, 2*channels, h, w]`` zero-filled received planes; ``snr_db``: ``[B]``.
+    """:input y: ``[B, 2*channels, h, w]`` zero-filled received planes (with ``mask_plane`` then the
+    ``channels`` mask planes: ``[B, 3*channels, h, w]``); ``snr_db``: ``[B]``.
     :output: ``[B, 3, h*s, w*s]`` in [0, 1]."""
 
-    def __init__(self, widths, strides, kernel_size, first_kernel_size, channels, reduction):
+    def __init__(self, widths, strides, kernel_size, first_kernel_size, channels, reduction, mask_plane=False):
         super().__init__()
-        dims = [2 * channels, *reversed(widths), 3]
+        dims = [(3 if mask_plane else 2) * channels, *reversed(widths), 3]
         kernels = [kernel_size] * 4 + [first_kernel_size]
         self.stages = nn.ModuleList(
             _Stage(deconv(cin, cout, k, s), cout, inverse=True, last=i == 4, reduction=reduction)
@@ -184,12 +185,14 @@ class ADJSCC(NeuralJSCC):
     display_name = "ADJSCC"
     cost_s_per_mpixel = 5.0
     preset_type = ADJSCCPreset
+    decoder_input = ("decoder.stages.0.layer.weight", 0)
+    # latent_output stays empty: the last GDN normalises each latent channel by all of them
 
     def _build(self, cfg: ADJSCCPreset) -> None:
         self.stride = check_strides(cfg.strides)
         args = (cfg.widths, cfg.strides, cfg.kernel_size, cfg.first_kernel_size, cfg.channels, cfg.af_reduction)
         self.encoder = ADJSCCEncoder(*args)
-        self.decoder = ADJSCCDecoder(*args)
+        self.decoder = ADJSCCDecoder(*args, mask_plane=cfg.mask_plane)
         self.apply(init_conv)
 
 

@@ -28,16 +28,19 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from semsim.channels import snr_vector
-from semsim.codec import (Budget, CodecOutput, LearnedCodec, Task, latent_to_symbols, received_planes)
+from semsim.budget import parse_ratio
+from semsim.codec import (Budget, CodecOutput, LearnedCodec, Task, latent_to_symbols, received_planes,
+                          select_planes)
 from semsim.errors import ConfigError
 from semsim.registry import register
 from semsim.semantic.source_kb import pad_to_multiple
@@ -48,12 +51,14 @@ PRESETS_FILE = Path(__file__).with_name("reconstruction_presets.yaml")
 @dataclass(frozen=True)
 class DeepJSCCPreset:
     """A ``deepjscc`` preset (``reconstruction_presets.yaml``): encoder conv widths of layers 1-4,
-    the strides of the five layers, the kernel size and the complex symbols per latent position."""
+    the strides of the five layers, the kernel size, the complex symbols per latent position and
+    whether the decoder also gets the mask plane (which latent symbols were sent)."""
 
     widths: list[int]
     strides: list[int]
     kernel_size: int
     channels: int
+    mask_plane: bool = field(default=False, kw_only=True)
 #: the SNR in dB is divided by this before it conditions a network (the scale of semsim's SNR plane)
 SNR_SCALE_DB = 20.0
 
@@ -66,9 +71,15 @@ class NeuralJSCC(LearnedCodec):
     [B,2C,Hp/s,Wp/s]``), ``self.decoder`` (``(y [B,2C,Hp/s,Wp/s], snr_db [B]) → [B,3,Hp,Wp]`` in
     [0, 1]) and ``self.stride`` (``s``).
 
-    The receiver uses only the zero-filled ``y`` planes of :func:`semsim.codec.received_planes`
-    (the equalised ``y / h`` on fading channels with the default ``equalize: true``) and, where the
-    method's paper feeds it, the average SNR; no ``h``, mask or noise planes, as in the papers.
+    The receiver uses the zero-filled ``y`` planes of :func:`semsim.codec.received_planes` (the
+    equalised ``y / h`` on fading channels with the default ``equalize: true``), with a preset's
+    ``mask_plane`` also the mask of sent symbols (the ``small`` presets: a smaller budget's unsent
+    zeros are then not mistaken for received ones), and, where the method's paper feeds it, the
+    average SNR; no ``h`` or noise planes, as in the papers.
+
+    Weights saved before the mask plane existed load into a preset with one: the decoder's
+    weights over the mask planes start at zero, so they compute what they did
+    (:meth:`upgrade_weights`).
 
     :param budget: channel-use cap per image.
     :param preset: ``"small"`` or ``"paper"`` (``reconstruction_presets.yaml``).
@@ -79,6 +90,12 @@ class NeuralJSCC(LearnedCodec):
     task = Task.RECONSTRUCTION
     presets_file = PRESETS_FILE
     preset_type = DeepJSCCPreset
+    #: state-dict key of the decoder's first-layer weights and their dimension over the input
+    #: planes (``2C`` received, then ``C`` mask planes)
+    decoder_input: ClassVar[tuple[str, int]] = ("decoder.net.0.weight", 0)
+    #: state-dict keys and dimensions of the encoder's per-channel tensors over the ``2C`` latent
+    #: channels (real then imaginary); empty where dropping latent channels would change the others
+    latent_output: ClassVar[tuple[tuple[str, int], ...]] = ()
 
     def __init__(self, budget: Budget, preset: str = "small", weights: str | None = None, meta: bool = False):
         super().__init__(budget, preset=preset, weights=weights, meta=meta)
@@ -119,8 +136,68 @@ class NeuralJSCC(LearnedCodec):
     def _decode(self, received: torch.Tensor, info, snr_db: torch.Tensor, image_size) -> torch.Tensor:
         height, width = image_size
         gh, gw = self.latent_grid(height, width)
-        y = received_planes(received, info, snr_db, self.channels, gh, gw)[:, : 2 * self.channels]
-        return self.decoder(y, snr_db)[..., :height, :width]
+        planes = received_planes(received, info, snr_db, self.channels, gh, gw)
+        groups = ("y_real", "y_imag", "mask") if self.arch.mask_plane else ("y_real", "y_imag")
+        return self.decoder(select_planes(planes, self.channels, *groups), snr_db)[..., :height, :width]
+
+    # --- weights of an older semsim -------------------------------------------------------------
+    def upgrade_weights(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+                        ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Older weights of this preset made to fit it, computing what they did:
+
+        - without a ``mask_plane`` key: saved before the mask plane, so ``false``; where the preset
+          has one, the decoder's first layer gets zero weights over the ``C`` mask planes;
+        - with more ``channels`` than the preset (where :attr:`latent_output` allows it): the
+          latent channels beyond the preset's are dropped from the encoder's last layer and the
+          decoder's first. Only channels the weights were never trained to send may go: the file's
+          budget and symbol policy (``budget``, ``symbols.high``, ``crop`` in its metadata) must
+          fit the preset's channels, else :class:`ConfigError` says so.
+
+        Anything else that differs is left for :func:`semsim.weights.load_weights` to report.
+        """
+        config, tensors = dict(meta["config"]), dict(tensors)
+        own = json.loads(json.dumps(self.config()))  # tuples → lists, as the file stores them
+        others = lambda d: {k: v for k, v in d.items() if k not in ("mask_plane", "channels")}  # noqa: E731
+        if others(config) != others(own):
+            return meta["config"], tensors
+        if "mask_plane" in own and "mask_plane" not in config:
+            config["mask_plane"] = False
+        c, key, dim = int(config["channels"]), *self.decoder_input
+        if self.arch.mask_plane and not config.get("mask_plane"):
+            w = tensors[key]
+            shape = list(w.shape)
+            shape[dim] = c
+            tensors[key] = torch.cat([w, w.new_zeros(shape)], dim)
+            config["mask_plane"] = True
+        k = self.channels
+        if c > k and self.latent_output:
+            self._check_unsent(meta, k)
+            keep = torch.tensor([*range(k), *range(c, c + k)])
+            for name, d in self.latent_output:
+                tensors[name] = tensors[name].index_select(d, keep)
+            if config.get("mask_plane"):
+                keep = torch.cat([keep, torch.arange(2 * c, 2 * c + k)])
+            tensors[key] = tensors[key].index_select(dim, keep)
+            config["channels"] = k
+        return config, tensors
+
+    def _check_unsent(self, meta: dict[str, Any], k: int) -> None:
+        """Refuse to drop latent channels that training may have sent (see :meth:`upgrade_weights`)."""
+        budget, crop = str(meta.get("budget", "")), meta.get("crop")
+        high = float((meta.get("symbols") or {}).get("high", 1.0))
+        kind, _, value = budget.partition("=")
+        if kind not in Budget.KINDS or not isinstance(crop, int):
+            raise ConfigError(f"{self.method}: these weights hold {meta['config']['channels']} latent channels and "
+                              f"the preset {k}; their metadata does not say which were trained (no budget or "
+                              f"crop), so none can be dropped: use a preset with channels: "
+                              f"{meta['config']['channels']}")
+        cap = Budget(kind, parse_ratio(value)).channel_uses(crop, crop)
+        fits = k * math.prod(self.latent_grid(crop, crop))
+        if high * cap > fits + 0.5:
+            raise ConfigError(f"{self.method}: these weights were trained to send up to {high * cap:.0f} symbols "
+                              f"per {crop}-px crop ({budget}, symbols high {high:g}), more than the preset's "
+                              f"{k} latent channels hold ({fits}); use a preset with channels: "
+                              f"{meta['config']['channels']}")
 
     # --- training -------------------------------------------------------------------------------
     def forward(self, task: Task, images: torch.Tensor, channel, snr_db: torch.Tensor) -> CodecOutput:
@@ -188,13 +265,15 @@ class DeepJSCCEncoder(nn.Module):
 class DeepJSCCDecoder(nn.Module):
     """Five transposed convolutions mirroring the encoder: PReLU after the first four, a sigmoid last.
 
-    :input y: ``[B, 2*channels, h, w]`` the zero-filled received symbols (real, imaginary planes).
+    :input y: ``[B, 2*channels, h, w]`` the zero-filled received symbols (real, imaginary planes),
+        then with ``mask_plane`` the ``channels`` mask planes (1 where sent): ``[B, 3*channels, h, w]``.
     :output: ``[B, 3, h*s, w*s]`` float in [0, 1].
     """
 
-    def __init__(self, widths: list[int], strides: list[int], kernel_size: int, channels: int):
+    def __init__(self, widths: list[int], strides: list[int], kernel_size: int, channels: int,
+                 mask_plane: bool = False):
         super().__init__()
-        dims = [2 * channels, *reversed(widths), 3]
+        dims = [(3 if mask_plane else 2) * channels, *reversed(widths), 3]
         layers = []
         for i, (cin, cout, s) in enumerate(zip(dims[:-1], dims[1:], reversed(strides))):
             layers += [deconv(cin, cout, kernel_size, s), nn.PReLU(cout) if i < 4 else nn.Sigmoid()]
@@ -216,12 +295,14 @@ class DeepJSCC(NeuralJSCC):
 
     display_name = "Deep JSCC"
     cost_s_per_mpixel = 3.5
+    # the last conv and its per-channel PReLU: dropping a latent channel leaves the others as they were
+    latent_output = (("encoder.net.8.weight", 0), ("encoder.net.8.bias", 0), ("encoder.net.9.weight", 0))
 
     def _build(self, cfg: DeepJSCCPreset) -> None:
         self.stride = check_strides(cfg.strides)
         args = (cfg.widths, cfg.strides, cfg.kernel_size, cfg.channels)
         self.encoder = DeepJSCCEncoder(*args)
-        self.decoder = DeepJSCCDecoder(*args)
+        self.decoder = DeepJSCCDecoder(*args, mask_plane=cfg.mask_plane)
         self.apply(init_conv)
 
 

@@ -68,6 +68,7 @@ class WITTPreset:
     mlp_ratio: float
     modulation: ModulationPreset
     channels: int
+    mask_plane: bool = False
 
 #: patch mergings after the patch embedding (WITT: four stages, the first without merging)
 STAGES = 4
@@ -164,14 +165,15 @@ class WITTEncoder(nn.Module):
 
 
 class WITTDecoder(nn.Module):
-    """:input y: ``[B, 2*channels, h, w]`` zero-filled received planes; ``snr_db``: ``[B]``.
+    """:input y: ``[B, 2*channels, h, w]`` zero-filled received planes (with ``mask_plane`` then the
+    ``channels`` mask planes: ``[B, 3*channels, h, w]``); ``snr_db``: ``[B]``.
     :output: ``[B, 3, 16h, 16w]`` in [0, 1]."""
 
     def __init__(self, cfg: WITTPreset):
         super().__init__()
         dims = list(reversed(cfg.embed_dims))
         depths, heads = list(reversed(cfg.depths)), list(reversed(cfg.num_heads))
-        self.head = nn.Linear(2 * cfg.channels, dims[0])
+        self.head = nn.Linear((3 if cfg.mask_plane else 2) * cfg.channels, dims[0])
         self.modulation = _modulation(dims[0], cfg)
         self.stages = nn.ModuleList(
             _stage(dims[i], dims[i], depths[i], heads[i], cfg.window_size, cfg.mlp_ratio, downsample=False)
@@ -200,6 +202,8 @@ class WITT(NeuralJSCC):
     display_name = "WITT"
     cost_s_per_mpixel = 6.0
     preset_type = WITTPreset
+    decoder_input = ("decoder.head.weight", 1)
+    latent_output = (("encoder.head.weight", 0), ("encoder.head.bias", 0))
 
     def _build(self, cfg: WITTPreset) -> None:
         if cfg.patch_size != 2:

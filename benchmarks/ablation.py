@@ -12,6 +12,7 @@ Usage::
     python benchmarks/ablation.py                           # Deep JSCC and GenSC, every arm
     python benchmarks/ablation.py --methods deepjscc --steps 300 --crop 64 --batch 8
     python benchmarks/ablation.py --lr-sweep                # the same tuning for every method
+    python benchmarks/ablation.py --lr-sweep 2e-5 5e-5 1e-4 --init shipped --crop 128   # continuation lr
     python benchmarks/ablation.py --json ablation.json      # the table as data too
 """
 from __future__ import annotations
@@ -55,11 +56,15 @@ def _fill_lr(d, lr: float):
     return lr if d == "LR" else d
 
 
+#: what a method needs besides its name and preset (the FCN validates through one MCS, as the recipes)
+METHOD_OPTIONS = {"jpeg+ldpc+fcn": {"mcs": "16qam-1/2"}}
+
+
 def scenario(method: str, recipe: dict, args) -> dict:
     """One arm as a ``kind: train`` scenario."""
     per = recipe.get("per_method", {}).get(method)
     sc = {"kind": "train", "name": "ablation", "seed": 0, "device": "cpu",
-          "methods": [{"name": method, "preset": "small"}], "budget": {"cbr": "1/16"}, "channel": "awgn",
+          "methods": [{"name": method, "preset": "small", **METHOD_OPTIONS.get(method, {})}], "budget": {"cbr": "1/16"}, "channel": "awgn",
           "snr_db": {"low": 0, "high": 20}, "steps": args.steps, "batch_size": args.batch, "crop": args.crop,
           "data": {"reconstruction": [{"name": "bsds500", "split": "train"}, {"name": "bsds500", "split": "val"}],
                    "segmentation": {"name": "camvid", "split": "train"}},
@@ -71,6 +76,8 @@ def scenario(method: str, recipe: dict, args) -> dict:
           "log_every": 10}
     if per:
         sc["per_method"] = {method: per}
+    if args.init != "scratch":
+        sc["init"] = args.init
     return sc
 
 
@@ -88,7 +95,8 @@ def run_arm(method: str, arm: str, recipe: dict, args) -> dict:
     from semsim.train import VALIDATION, train
 
     sc = scenario(method, recipe, args)
-    slug = f"{method}-{arm.strip('+').replace(' ', '_')}-{args.steps}x{args.batch}x{args.crop}"
+    slug = f"{method}-{arm.strip('+').replace(' ', '_')}-{args.steps}x{args.batch}x{args.crop}" + \
+        ("" if args.init == "scratch" else f"-from_{args.init}")
     out = Path(args.cache) / slug
     train(sc, output=out, progress=not args.quiet, max_minutes=args.max_minutes)
     folder = next(p for p in out.iterdir() if p.is_dir())
@@ -97,9 +105,10 @@ def run_arm(method: str, arm: str, recipe: dict, args) -> dict:
     res = {"method": method, "arm": arm, "steps": last, "images": last * args.batch,
            "pixels": last * args.batch * args.crop ** 2, "done": last == args.steps}
     for r in rows:
-        if int(r["step"]) == last:
-            res[f"psnr_{float(r['snr_db']):g}"] = float(r["psnr"])
-            res[f"miou_{float(r['snr_db']):g}"] = float(r["miou"])
+        if int(r["step"]) in (0, last):  # step 0: the weights it started from (a continuation)
+            pre = "" if int(r["step"]) == last else "start_"
+            res[f"{pre}psnr_{float(r['snr_db']):g}"] = float(r["psnr"])
+            res[f"{pre}miou_{float(r['snr_db']):g}"] = float(r["miou"])
     return res
 
 
@@ -116,6 +125,9 @@ def main() -> None:
     p.add_argument("--ends", action="store_true", help="only the old recipe and the full new one")
     p.add_argument("--lr-sweep", nargs="*", type=float, default=None, metavar="LR",
                    help="instead of the ablation: the full new recipe at each of these peak lrs")
+    p.add_argument("--init", choices=("scratch", "shipped"), default="scratch",
+                   help="shipped: every arm continues the shipped weights (a fresh optimiser), as the "
+                        "continuation recipes do; with --lr-sweep, how their peak lr is chosen")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--val-images", type=int, default=8)
     p.add_argument("--max-minutes", type=float, default=None)
@@ -145,6 +157,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         miou = r.get("miou_7", float("nan"))
+        if "start_psnr_7" in r:
+            print(f"| {r['method']} | (start) | the weights it continues | 0 | {r['start_psnr_1']:.2f} | "
+                  f"{r['start_psnr_7']:.2f} | {r['start_psnr_13']:.2f} | {r['start_miou_7']:.3f} |")
         print(f"| {r['method']} | {r['arm']} | {r['what']} | {r['images']:,d}{'' if r['done'] else ' (stopped)'} | "
               f"{r.get('psnr_1', float('nan')):.2f} | {r.get('psnr_7', float('nan')):.2f} | "
               f"{r.get('psnr_13', float('nan')):.2f} | {'' if miou != miou else f'{miou:.3f}'} |")

@@ -309,6 +309,14 @@ class LearnedCodec(Codec):
         """Build the modules from the preset (a :attr:`preset_type` instance, or the dict)."""
         raise NotImplementedError
 
+    def upgrade_weights(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+                        ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Weights saved by an older semsim (``meta`` their metadata, ``tensors`` their state dict),
+        made to fit this codec without changing what they compute, as ``(config, tensors)``;
+        :func:`semsim.weights.load_weights` then checks the config and shapes as usual. The default
+        changes nothing; a codec whose preset gained a key overrides it."""
+        return meta["config"], tensors
+
     def training_symbols(self, height: int, width: int, latent: int) -> int:
         """Symbols to send for a training batch of ``height x width`` crops whose latent holds
         ``latent`` symbols, drawn by :attr:`symbol_policy`."""
@@ -381,6 +389,25 @@ def received_planes(received: torch.Tensor, info, snr_db: torch.Tensor, channels
     snr = (torch.as_tensor(snr_db, dtype=torch.float32, device=received.device).reshape(-1, 1, 1, 1)
            .expand(b, 1, height, width) / 20.0)
     return torch.cat([y.real, y.imag, h.real, h.imag, mask, log_no, snr], dim=1)
+
+
+#: the ``C``-wide plane groups of :func:`received_planes`, in order (the SNR plane follows them)
+PLANE_GROUPS = ("y_real", "y_imag", "h_real", "h_imag", "mask", "log_no")
+
+
+def select_planes(planes: torch.Tensor, channels: int, *groups: str) -> torch.Tensor:
+    """The named ``C``-wide groups of :func:`received_planes`' output, concatenated in the order asked.
+
+    :param planes: ``[B, 6 C + 1, h, w]`` from :func:`received_planes`.
+    :param groups: names from :data:`PLANE_GROUPS` (``"y_real", "y_imag", "mask"`` for a decoder
+        that sees the received symbols and which of them were sent).
+    :returns: ``[B, len(groups) * C, h, w]``.
+    """
+    unknown = [g for g in groups if g not in PLANE_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown plane group(s) {unknown}; valid: {', '.join(PLANE_GROUPS)}")
+    idx = [PLANE_GROUPS.index(g) for g in groups]
+    return torch.cat([planes[:, i * channels:(i + 1) * channels] for i in idx], dim=1)
 
 
 def received_plane_count(channels: int) -> int:

@@ -162,7 +162,7 @@ class Trainer:
         made with other settings is not resumed."""
         st, spec = self.st, self.sc.methods[m]
         init = self._init_file(m)
-        return {"seed": self.sc.seed, "method": spec, "budget": self.sc.budgets[0].label,
+        return {"seed": self.sc.seed, "method": spec, "budget": self.sc.budgets[0].key,
                 "channel": spec_key(self.sc.channels[0]), "snr_db": list(st.snr_db),
                 "batch_size": self.sc.batch_size, "crop": st.crop, "data": st.data,
                 "world_size": self.dist.world, "symbols": st.symbols, **st.method_settings(spec["name"]),

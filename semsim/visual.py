@@ -152,7 +152,7 @@ def grid(scenario: Scenario | str | os.PathLike | dict[str, Any], snr_db: float 
         tiles += _method_tiles(runner, pt, samples, ds, len(columns) - 1, columns[-1])
     tiles.sort(key=lambda t: (t.row, t.col))
     title = (f"{sc.name}: {spec_key(sc.data[0], skip=('ids', 'limit'))} · {label} at SNR "
-             f"{snr:g} dB (Es/N0) · budget {sc.budgets[0].label} · seed {sc.seed}")
+             f"{snr:g} dB (Es/N0) · budget {sc.budgets[0].key} · seed {sc.seed}")
     g = Grid(path, title, columns, [s.id for s in samples], tiles, 0, 0.0)
     g.axes = draw(g, ds)
     g.seconds = time.perf_counter() - t0

@@ -112,7 +112,7 @@ def save_weights(codec: torch.nn.Module, path: str | os.PathLike, meta: Mapping[
         t = t.detach()
         t = t.to("cpu", dtype=dtype, copy=True) if t.is_floating_point() else t.to("cpu", copy=True)
         tensors[key] = t.contiguous()
-    full = {**dict(meta), "config": codec.config(), "label": getattr(codec, "label", ""),
+    full = {**dict(meta), "config": codec.config(), "label": getattr(codec, "display_name", ""),
             "tensors_sha256": tensors_sha256(tensors)}
     try:
         json.dumps(full)
@@ -175,11 +175,14 @@ def train_condition(meta: Mapping[str, Any]) -> str:
 def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, Any]:
     """Load a weights file into ``codec`` after checking that it fits.
 
-    Tensors are cast to the dtypes of the codec's own parameters and buffers and copied onto its
-    device. Sets ``codec.train_channel`` (from the metadata, ``""`` if absent) and
+    Weights saved by an older semsim pass first through the codec's ``upgrade_weights(meta,
+    tensors) → (config, tensors)`` (:meth:`semsim.codec.LearnedCodec.upgrade_weights`), which makes
+    them fit without changing what they compute. Tensors are cast to the dtypes of the codec's own
+    parameters and buffers and copied onto its device. Sets ``codec.train_channel`` (from the metadata, ``""`` if absent) and
     ``codec.weights_sha256``.
 
-    :returns: the metadata, plus ``"sha256"`` of the file.
+    :returns: the metadata, plus ``"sha256"`` of the file; where an upgrade changed the config,
+        ``"config"`` is the upgraded one and ``"upgraded_from"`` the file's.
     :raises ConfigError: the file is missing, unreadable or not a semsim weights file; its
         ``config`` differs from ``codec.config()`` (the message names each differing key with both
         values); or its keys or shapes differ from the codec's state dict (the first few named).
@@ -188,11 +191,19 @@ def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
     meta = _read(path)
     if "config" not in meta:
         raise ConfigError(f"'{path}' is not a semsim weights file (its metadata has no 'config')")
-    current = json.loads(json.dumps(codec.config()))  # tuples → lists, as the file stores them
-    if meta["config"] != current:
-        raise ConfigError(f"weights '{path}' were saved for another configuration of "
-                          f"{meta.get('label') or 'this codec'}: " + "; ".join(_config_diff(meta["config"], current)))
     tensors = _tensors(path)
+    expected = meta.get("tensors_sha256")
+    if expected is not None and tensors_sha256(tensors) != expected:
+        raise ConfigError(f"weights '{path}' are corrupt: their tensors do not match the checksum written with "
+                          f"them (tensors_sha256 {expected[:12]}…); retrain, or restore the file")
+    upgrade = getattr(codec, "upgrade_weights", None)
+    saved = meta["config"]
+    if upgrade is not None:
+        saved, tensors = upgrade(meta, tensors)
+    current = json.loads(json.dumps(codec.config()))  # tuples → lists, as the file stores them
+    if saved != current:
+        raise ConfigError(f"weights '{path}' were saved for another configuration of "
+                          f"{meta.get('label') or 'this codec'}: " + "; ".join(_config_diff(saved, current)))
     own = codec.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -206,16 +217,13 @@ def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
     if shapes:
         problems.append(f"shape mismatch for {_names(shapes)}")
     if problems:
-        raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'label', 'the codec')}: " + "; ".join(problems))
-    expected = meta.get("tensors_sha256")
-    if expected is not None and tensors_sha256(tensors) != expected:
-        raise ConfigError(f"weights '{path}' are corrupt: their tensors do not match the checksum written with "
-                          f"them (tensors_sha256 {expected[:12]}…); retrain, or restore the file")
+        raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'display_name', 'the codec')}: " + "; ".join(problems))
     codec.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own}, strict=True)
     digest = sha256(path)
     codec.train_channel = train_condition(meta) if getattr(codec, "channel_in_training", True) else ""
     codec.weights_sha256 = digest
-    return {**meta, "sha256": digest}
+    upgraded = {"config": saved, "upgraded_from": meta["config"]} if saved != meta["config"] else {}
+    return {**meta, **upgraded, "sha256": digest}
 
 
 # --- optimiser state ----------------------------------------------------------------------------
