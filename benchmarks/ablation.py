@@ -14,6 +14,8 @@ Usage::
     python benchmarks/ablation.py --lr-sweep                # the same tuning for every method
     python benchmarks/ablation.py --lr-sweep 2e-5 5e-5 1e-4 --init shipped --crop 128   # continuation lr
     python benchmarks/ablation.py --json ablation.json      # the table as data too
+    python benchmarks/ablation.py --methods semantic --ends --steps 11600 --crop 128 --warmup 100 \
+        --method-lr semantic=1e-3 --val-every 1450           # the shipped weights' 92,800 crops
 """
 from __future__ import annotations
 
@@ -68,11 +70,12 @@ def scenario(method: str, recipe: dict, args) -> dict:
           "snr_db": {"low": 0, "high": 20}, "steps": args.steps, "batch_size": args.batch, "crop": args.crop,
           "data": {"reconstruction": [{"name": "bsds500", "split": "train"}, {"name": "bsds500", "split": "val"}],
                    "segmentation": {"name": "camvid", "split": "train"}},
-          "validation": {"every": args.steps, "snr_db": [1, 7, 13],
+          "validation": {"every": args.val_every or args.steps, "snr_db": [1, 7, 13],
                          "data": {"reconstruction": {"name": "bsds500", "split": "test", "limit": args.val_images},
                                   "segmentation": {"name": "camvid", "split": "val", "limit": args.val_images}}},
           "optimizer": dict(recipe["optimizer"], warmup_steps=args.warmup, clip_grad_norm=1.0),
-          "symbols": recipe["symbols"], "precision": args.precision, "checkpoint_every": 50,
+          "symbols": recipe["symbols"], "precision": args.precision,
+          "checkpoint_every": max(50, min(250, args.steps // 20)),
           "log_every": 10}
     if per:
         sc["per_method"] = {method: per}
@@ -130,6 +133,8 @@ def main() -> None:
                         "continuation recipes do; with --lr-sweep, how their peak lr is chosen")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--val-images", type=int, default=8)
+    p.add_argument("--val-every", type=int, default=None,
+                   help="validate every N steps too (default: only at the end), for the validation curve")
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--cache", default=os.path.join(os.environ.get("SEMSIM_CACHE_DIR")
                                                    or os.path.expanduser("~/.cache/semsim"), "ablation"))
