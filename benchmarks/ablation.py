@@ -105,7 +105,7 @@ def run_arm(method: str, arm: str, recipe: dict, args) -> dict:
     folder = next(p for p in out.iterdir() if p.is_dir())
     rows = list(csv.DictReader(open(folder / VALIDATION)))
     last = max(int(r["step"]) for r in rows)
-    res = {"method": method, "arm": arm, "steps": last, "images": last * args.batch,
+    res = {"method": method, "arm": arm, "init": args.init, "steps": last, "images": last * args.batch,
            "pixels": last * args.batch * args.crop ** 2, "done": last == args.steps}
     for r in rows:
         if int(r["step"]) in (0, last):  # step 0: the weights it started from (a continuation)
@@ -160,14 +160,19 @@ def main() -> None:
             print(json.dumps(res), file=sys.stderr, flush=True)
     print(f"\n| method | arm | what | images ({args.crop} px) | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |")
     print("|---|---|---|---|---|---|---|---|")
+
+    def cells(r: dict, pre: str = "") -> str:
+        miou = r.get(f"{pre}miou_7", float("nan"))
+        return " | ".join([*(f"{r.get(f'{pre}psnr_{s}', float('nan')):.2f}" for s in (1, 7, 13)),
+                           "" if miou != miou else f"{miou:.3f}"])
+
+    started = set()
     for r in results:
-        miou = r.get("miou_7", float("nan"))
-        if "start_psnr_7" in r:
-            print(f"| {r['method']} | (start) | the weights it continues | 0 | {r['start_psnr_1']:.2f} | "
-                  f"{r['start_psnr_7']:.2f} | {r['start_psnr_13']:.2f} | {r['start_miou_7']:.3f} |")
+        if r["init"] != "scratch" and r["method"] not in started:  # the weights every arm continues
+            started.add(r["method"])
+            print(f"| {r['method']} | {r['init']} weights | where the arms start | 0 | {cells(r, 'start_')} |")
         print(f"| {r['method']} | {r['arm']} | {r['what']} | {r['images']:,d}{'' if r['done'] else ' (stopped)'} | "
-              f"{r.get('psnr_1', float('nan')):.2f} | {r.get('psnr_7', float('nan')):.2f} | "
-              f"{r.get('psnr_13', float('nan')):.2f} | {'' if miou != miou else f'{miou:.3f}'} |")
+              f"{cells(r)} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

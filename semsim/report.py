@@ -195,23 +195,44 @@ class Report:
 
     def ablation(self) -> None:
         """The training-recipe ablation at equal images seen (``benchmarks/ablation.py --json
-        results/ablation.json``)."""
+        results/ablation.json``; rows of several runs may be concatenated). A continuation arm
+        (``init: shipped``) is preceded once by the scores of the weights it started from. Without
+        the file, the section of the page being replaced is kept."""
         path = self.results / "ablation.json"
         if not path.is_file():
+            self._keep_section("## Training recipe: ablation")
             return
         rows = json.loads(path.read_text())
-        r0 = rows[0]
-        self.lines += ["## Training recipe: ablation at equal images seen", "",
-                       self.layout.ablation.format(path=path, crop=int(round((r0['pixels'] / r0['images']) ** 0.5))),
-                       "",
+        self.lines += ["## Training recipe: ablation at equal images seen", "", self.layout.ablation.format(path=path), "",
                        "| method | arm | what | crops | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |",
                        "|---|---|---|---|---|---|---|---|"]
+        started = set()
+
+        def row(r: dict[str, Any], arm: str, what: str, images: int, pre: str = "") -> str:
+            miou = r.get(f"{pre}miou_7", math.nan)
+            crop = int(round((r["pixels"] / r["images"]) ** 0.5))
+            return (f"| {r['method']} | {arm} | {what} | {f'{images:,d} × {crop} px' if images else '0'} | "
+                    f"{_fmt(r.get(f'{pre}psnr_1', math.nan))} | {_fmt(r.get(f'{pre}psnr_7', math.nan))} | "
+                    f"{_fmt(r.get(f'{pre}psnr_13', math.nan))} | {'' if math.isnan(miou) else f'{miou:.3f}'} |")
+
         for r in rows:
-            miou = r.get("miou_7", math.nan)
-            self.lines.append(f"| {r['method']} | {r['arm']} | {r.get('what', '')} | {r['images']:,d} | "
-                              f"{_fmt(r.get('psnr_1', math.nan))} | {_fmt(r.get('psnr_7', math.nan))} | "
-                              f"{_fmt(r.get('psnr_13', math.nan))} | {'' if math.isnan(miou) else f'{miou:.3f}'} |")
+            init = r.get("init", "scratch")
+            if init != "scratch" and (r["method"], init) not in started:
+                started.add((r["method"], init))
+                self.lines.append(row(r, f"{init} weights", "where the continuation arms start", 0, "start_"))
+            self.lines.append(row(r, r["arm"] + ("" if init == "scratch" else f", from {init}"), r.get("what", ""),
+                                  r["images"]))
         self.lines.append("")
+
+    def _keep_section(self, heading: str) -> None:
+        """Keep the section of the page being replaced whose heading starts with ``heading``."""
+        if not self.out.is_file():
+            return
+        old = self.out.read_text().splitlines()
+        start = next((i for i, line in enumerate(old) if line.startswith(heading)), None)
+        if start is not None:
+            end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+            self.lines += old[start:end]
 
     def digital_receiver(self) -> None:
         """The digital receiver's options measured (``benchmarks/digital_receiver.py --markdown
@@ -220,12 +241,8 @@ class Report:
         path = self.results / "digital_receiver.md"
         if path.is_file():
             self.lines += path.read_text().strip().splitlines() + [""]
-        elif self.out.is_file():
-            old = self.out.read_text().splitlines()
-            start = next((i for i, line in enumerate(old) if line.startswith("## The digital receiver")), None)
-            if start is not None:
-                end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
-                self.lines += old[start:end]
+        else:
+            self._keep_section("## The digital receiver")
 
     def _validation(self, entry: dict[str, Any]) -> str:
         from .scenario import safe_name

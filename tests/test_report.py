@@ -44,3 +44,30 @@ def test_a_layout_with_a_misspelt_key_names_it(tmp_path):
         report(tmp_path / "results", tmp_path / "results.md", layout=bad)
     with pytest.raises(ConfigError, match="report layout .* not found"):
         report(tmp_path / "results", tmp_path / "results.md", layout=tmp_path / "none.yaml")
+
+
+def test_ablation_rows_from_scratch_and_from_shipped_and_a_kept_section(tmp_path):
+    import json
+
+    results = tmp_path / "results"
+    results.mkdir()
+    base = {"steps": 200, "done": True, "what": "the full new recipe", "miou_7": math.nan}
+    rows = [dict(base, method="deepjscc", arm="lr 0.0005", init="scratch", images=1600, pixels=1600 * 64 * 64,
+                 psnr_1=14.61, psnr_7=15.21, psnr_13=15.36),
+            *(dict(base, method="semantic", arm=f"lr {lr:g}", init="shipped", images=1600, pixels=1600 * 128 * 128,
+                   psnr_1=20.0 + lr, psnr_7=20.5, psnr_13=20.6, miou_7=0.46, start_psnr_1=19.5, start_psnr_7=19.82,
+                   start_psnr_13=19.9, start_miou_7=0.442) for lr in (2e-5, 1e-4))]
+    (results / "ablation.json").write_text(json.dumps(rows))
+    page = report(results, tmp_path / "results.md", layout=REPO / "docs" / "report.yaml")
+    lines = [x for x in page.read_text().splitlines() if x.startswith(("| deepjscc |", "| semantic |"))]
+    assert lines == ["| deepjscc | lr 0.0005 | the full new recipe | 1,600 × 64 px | 14.61 | 15.21 | 15.36 |  |",
+                     "| semantic | shipped weights | where the continuation arms start | 0 | 19.50 | 19.82 | "
+                     "19.90 | 0.442 |",
+                     "| semantic | lr 2e-05, from shipped | the full new recipe | 1,600 × 128 px | 20.00 | 20.50 | 20.60 | "
+                     "0.460 |",
+                     "| semantic | lr 0.0001, from shipped | the full new recipe | 1,600 × 128 px | 20.00 | 20.50 | "
+                     "20.60 | 0.460 |"]
+    # without the results file, the page's section is kept as it is (measured on another machine)
+    (results / "ablation.json").unlink()
+    again = report(results, tmp_path / "results.md", layout=REPO / "docs" / "report.yaml")
+    assert [x for x in again.read_text().splitlines() if x.startswith(("| deepjscc |", "| semantic |"))] == lines
