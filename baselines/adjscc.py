@@ -40,7 +40,8 @@ from torch import nn
 
 from semsim.registry import register
 
-from .deepjscc import SNR_SCALE_DB, DeepJSCCPreset, NeuralJSCC, check_strides, conv, deconv, init_conv
+from .deepjscc import (SNR_SCALE_DB, DeepJSCCPreset, NeuralJSCC, check_strides, conv, deconv, decoder_planes,
+                       init_conv)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class ADJSCCDecoder(nn.Module):
 
     def __init__(self, widths, strides, kernel_size, first_kernel_size, channels, reduction, mask_plane=False):
         super().__init__()
-        dims = [(3 if mask_plane else 2) * channels, *reversed(widths), 3]
+        dims = [decoder_planes(channels, mask_plane), *reversed(widths), 3]
         kernels = [kernel_size] * 4 + [first_kernel_size]
         self.stages = nn.ModuleList(
             _Stage(deconv(cin, cout, k, s), cout, inverse=True, last=i == 4, reduction=reduction)

@@ -157,7 +157,9 @@ class NeuralJSCC(LearnedCodec):
         """
         config, tensors = dict(meta["config"]), dict(tensors)
         own = json.loads(json.dumps(self.config()))  # tuples → lists, as the file stores them
-        others = lambda d: {k: v for k, v in d.items() if k not in ("mask_plane", "channels")}  # noqa: E731
+        def others(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in d.items() if k not in ("mask_plane", "channels")}
+
         if others(config) != others(own):
             return meta["config"], tensors
         if "mask_plane" in own and "mask_plane" not in config:
@@ -225,6 +227,12 @@ def init_conv(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
+def decoder_planes(channels: int, mask_plane: bool) -> int:
+    """Real input planes of a decoder over ``channels`` complex latent channels: ``2C`` received
+    (real, imaginary), plus ``C`` mask planes with ``mask_plane``."""
+    return (3 if mask_plane else 2) * channels
+
+
 def check_strides(strides: list[int]) -> int:
     """The latent stride ``prod(strides)`` of five strides of 1 or 2; :class:`ConfigError` otherwise."""
     if len(strides) != 5 or any(s not in (1, 2) for s in strides):
@@ -273,7 +281,7 @@ class DeepJSCCDecoder(nn.Module):
     def __init__(self, widths: list[int], strides: list[int], kernel_size: int, channels: int,
                  mask_plane: bool = False):
         super().__init__()
-        dims = [(3 if mask_plane else 2) * channels, *reversed(widths), 3]
+        dims = [decoder_planes(channels, mask_plane), *reversed(widths), 3]
         layers = []
         for i, (cin, cout, s) in enumerate(zip(dims[:-1], dims[1:], reversed(strides))):
             layers += [deconv(cin, cout, kernel_size, s), nn.PReLU(cout) if i < 4 else nn.Sigmoid()]
@@ -306,4 +314,5 @@ class DeepJSCC(NeuralJSCC):
         self.apply(init_conv)
 
 
-__all__ = ["DeepJSCC", "DeepJSCCEncoder", "DeepJSCCDecoder", "NeuralJSCC", "SNR_SCALE_DB", "check_strides"]
+__all__ = ["DeepJSCC", "DeepJSCCEncoder", "DeepJSCCDecoder", "NeuralJSCC", "SNR_SCALE_DB", "check_strides",
+           "decoder_planes"]

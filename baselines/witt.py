@@ -43,7 +43,7 @@ from torch import nn
 from semsim.errors import ConfigError
 from semsim.registry import register
 
-from .deepjscc import SNR_SCALE_DB, NeuralJSCC
+from .deepjscc import SNR_SCALE_DB, NeuralJSCC, decoder_planes
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class WITTDecoder(nn.Module):
         super().__init__()
         dims = list(reversed(cfg.embed_dims))
         depths, heads = list(reversed(cfg.depths)), list(reversed(cfg.num_heads))
-        self.head = nn.Linear((3 if cfg.mask_plane else 2) * cfg.channels, dims[0])
+        self.head = nn.Linear(decoder_planes(cfg.channels, cfg.mask_plane), dims[0])
         self.modulation = _modulation(dims[0], cfg)
         self.stages = nn.ModuleList(
             _stage(dims[i], dims[i], depths[i], heads[i], cfg.window_size, cfg.mlp_ratio, downsample=False)

@@ -66,7 +66,8 @@ def scenario(method: str, recipe: dict, args) -> dict:
     """One arm as a ``kind: train`` scenario."""
     per = recipe.get("per_method", {}).get(method)
     sc = {"kind": "train", "name": "ablation", "seed": 0, "device": "cpu",
-          "methods": [{"name": method, "preset": "small", **METHOD_OPTIONS.get(method, {})}], "budget": {"cbr": "1/16"}, "channel": "awgn",
+          "methods": [{"name": method, "preset": "small", **METHOD_OPTIONS.get(method, {})}],
+          "budget": {"cbr": "1/16"}, "channel": "awgn",
           "snr_db": {"low": 0, "high": 20}, "steps": args.steps, "batch_size": args.batch, "crop": args.crop,
           "data": {"reconstruction": [{"name": "bsds500", "split": "train"}, {"name": "bsds500", "split": "val"}],
                    "segmentation": {"name": "camvid", "split": "train"}},

@@ -203,7 +203,8 @@ class Report:
             self._keep_section("## Training recipe: ablation")
             return
         rows = json.loads(path.read_text())
-        self.lines += ["## Training recipe: ablation at equal images seen", "", self.layout.ablation.format(path=path), "",
+        self.lines += ["## Training recipe: ablation at equal images seen", "",
+                       self.layout.ablation.format(path=path), "",
                        "| method | arm | what | crops | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |",
                        "|---|---|---|---|---|---|---|---|"]
         started = set()

@@ -178,8 +178,8 @@ def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
     Weights saved by an older semsim pass first through the codec's ``upgrade_weights(meta,
     tensors) → (config, tensors)`` (:meth:`semsim.codec.LearnedCodec.upgrade_weights`), which makes
     them fit without changing what they compute. Tensors are cast to the dtypes of the codec's own
-    parameters and buffers and copied onto its device. Sets ``codec.train_channel`` (from the metadata, ``""`` if absent) and
-    ``codec.weights_sha256``.
+    parameters and buffers and copied onto its device. Sets ``codec.train_channel`` (from the
+    metadata, ``""`` if absent) and ``codec.weights_sha256``.
 
     :returns: the metadata, plus ``"sha256"`` of the file; where an upgrade changed the config,
         ``"config"`` is the upgraded one and ``"upgraded_from"`` the file's.
@@ -217,7 +217,8 @@ def load_weights(codec: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
     if shapes:
         problems.append(f"shape mismatch for {_names(shapes)}")
     if problems:
-        raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'display_name', 'the codec')}: " + "; ".join(problems))
+        raise ConfigError(f"weights '{path}' do not fit {getattr(codec, 'display_name', 'the codec')}: "
+                          + "; ".join(problems))
     codec.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own}, strict=True)
     digest = sha256(path)
     codec.train_channel = train_condition(meta) if getattr(codec, "channel_in_training", True) else ""
