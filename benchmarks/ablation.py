@@ -159,21 +159,9 @@ def main() -> None:
             res["what"] = what
             results.append(res)
             print(json.dumps(res), file=sys.stderr, flush=True)
-    print(f"\n| method | arm | what | images ({args.crop} px) | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |")
-    print("|---|---|---|---|---|---|---|---|")
+    from semsim.report import ablation_table
 
-    def cells(r: dict, pre: str = "") -> str:
-        miou = r.get(f"{pre}miou_7", float("nan"))
-        return " | ".join([*(f"{r.get(f'{pre}psnr_{s}', float('nan')):.2f}" for s in (1, 7, 13)),
-                           "" if miou != miou else f"{miou:.3f}"])
-
-    started = set()
-    for r in results:
-        if r["init"] != "scratch" and r["method"] not in started:  # the weights every arm continues
-            started.add(r["method"])
-            print(f"| {r['method']} | {r['init']} weights | where the arms start | 0 | {cells(r, 'start_')} |")
-        print(f"| {r['method']} | {r['arm']} | {r['what']} | {r['images']:,d}{'' if r['done'] else ' (stopped)'} | "
-              f"{cells(r)} |")
+    print("\n" + "\n".join(ablation_table(results)))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -103,6 +103,33 @@ def _anchors(shared_csv: Path | None) -> dict[str, dict[float, float]]:
     return out
 
 
+def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The Markdown table of ``benchmarks/ablation.py`` result rows (its ``--json``): one line per
+    arm with its crops and crop size, PSNR at 1 / 7 / 13 dB and mIoU at 7 dB. A continuation arm
+    (``init`` other than ``scratch``) is preceded, once per method, by the scores of the weights it
+    started from; an arm stopped before its last step is marked so."""
+
+    def row(r: dict[str, Any], arm: str, what: str, images: int, pre: str = "") -> str:
+        miou = r.get(f"{pre}miou_7", math.nan)
+        crop = int(round((r["pixels"] / r["images"]) ** 0.5))
+        crops = f"{images:,d} × {crop} px{'' if r.get('done', True) else ' (stopped)'}" if images else "0"
+        return (f"| {r['method']} | {arm} | {what} | {crops} | "
+                f"{_fmt(r.get(f'{pre}psnr_1', math.nan))} | {_fmt(r.get(f'{pre}psnr_7', math.nan))} | "
+                f"{_fmt(r.get(f'{pre}psnr_13', math.nan))} | {'' if math.isnan(miou) else f'{miou:.3f}'} |")
+
+    lines = ["| method | arm | what | crops | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |",
+             "|---|---|---|---|---|---|---|---|"]
+    started = set()
+    for r in rows:
+        init = r.get("init", "scratch")
+        if init != "scratch" and (r["method"], init) not in started:
+            started.add((r["method"], init))
+            lines.append(row(r, f"{init} weights", "where the continuation arms start", 0, "start_"))
+        lines.append(row(r, r["arm"] + ("" if init == "scratch" else f", from {init}"), r.get("what", ""),
+                         r["images"]))
+    return lines
+
+
 class Report:
     """Collects the sections of ``docs/results.md``.
 
@@ -204,26 +231,7 @@ class Report:
             return
         rows = json.loads(path.read_text())
         self.lines += ["## Training recipe: ablation at equal images seen", "",
-                       self.layout.ablation.format(path=path), "",
-                       "| method | arm | what | crops | PSNR 1 dB | PSNR 7 dB | PSNR 13 dB | mIoU 7 dB |",
-                       "|---|---|---|---|---|---|---|---|"]
-        started = set()
-
-        def row(r: dict[str, Any], arm: str, what: str, images: int, pre: str = "") -> str:
-            miou = r.get(f"{pre}miou_7", math.nan)
-            crop = int(round((r["pixels"] / r["images"]) ** 0.5))
-            return (f"| {r['method']} | {arm} | {what} | {f'{images:,d} × {crop} px' if images else '0'} | "
-                    f"{_fmt(r.get(f'{pre}psnr_1', math.nan))} | {_fmt(r.get(f'{pre}psnr_7', math.nan))} | "
-                    f"{_fmt(r.get(f'{pre}psnr_13', math.nan))} | {'' if math.isnan(miou) else f'{miou:.3f}'} |")
-
-        for r in rows:
-            init = r.get("init", "scratch")
-            if init != "scratch" and (r["method"], init) not in started:
-                started.add((r["method"], init))
-                self.lines.append(row(r, f"{init} weights", "where the continuation arms start", 0, "start_"))
-            self.lines.append(row(r, r["arm"] + ("" if init == "scratch" else f", from {init}"), r.get("what", ""),
-                                  r["images"]))
-        self.lines.append("")
+                       self.layout.ablation.format(path=path), "", *ablation_table(rows), ""]
 
     def _keep_section(self, heading: str) -> None:
         """Keep the section of the page being replaced whose heading starts with ``heading``."""
